@@ -1,0 +1,33 @@
+"""orthoconv: orthogonal and Lipschitz convolutions, built, verified and understood.
+
+Build: :class:`BCOP` (Li et al., NeurIPS 2019). Verify: :mod:`orthoconv.spectral` (exact FFT
+spectra, Sedghi et al. 2019) and :mod:`orthoconv.verify`. The algebra behind BCOP lives in
+:mod:`orthoconv.blocks` and :mod:`orthoconv.orthogonal`.
+"""
+
+from . import blocks, orthogonal, spectral, verify
+from .activations import GroupSort, MaxMin
+from .bcop import BCOP
+from .blocks import bcop_kernel, block_kernel, compose_kernels, transfer_function
+from .spectral import conv_singular_values, conv_spectral_norm
+from .verify import check_orthogonal, gradient_norm_ratio
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BCOP",
+    "GroupSort",
+    "MaxMin",
+    "bcop_kernel",
+    "block_kernel",
+    "blocks",
+    "check_orthogonal",
+    "compose_kernels",
+    "conv_singular_values",
+    "conv_spectral_norm",
+    "gradient_norm_ratio",
+    "orthogonal",
+    "spectral",
+    "transfer_function",
+    "verify",
+]

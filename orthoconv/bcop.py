@@ -1,0 +1,182 @@
+"""The BCOP layer: a convolution that is orthogonal for every value of its parameters.
+
+Li, Haque, Anil, Lucas, Grosse, Jacobsen, "Preventing Gradient Attenuation in Lipschitz Constrained
+Convolutional Networks", NeurIPS 2019 (arXiv 1911.00937). The kernel is
+
+    K(z1, z2) = H (P_1 + (I - P_1) z1)(Q_1 + (I - Q_1) z2) ... (P_{k-1} + (I - P_{k-1}) z1)(Q_{k-1} + (I - Q_{k-1}) z2)
+
+over ``c = max(c_in, c_out)`` channels, ``H`` orthogonal and ``P_i = U_i U_i^T``, ``Q_i = V_i V_i^T``
+symmetric projectors. Each factor is paraunitary, so ``K`` is, and the operator is orthogonal under
+circular padding on every image size. With ``c_in != c_out`` the first ``c_out`` rows (``c_in``
+columns) of ``K`` are kept: a co-isometry (isometry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .blocks import bcop_kernel
+from .conv import check_padding_mode, conv2d_same
+from .orthogonal import METHODS, orthogonal
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def resolve_ranks(projector_ranks, channels: int, kernel_size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The ranks ``((rank P_1, ...), (rank Q_1, ...))`` of the ``k - 1`` projector pairs.
+
+    ``None`` is half rank ``c // 2`` everywhere (the largest connected component, Li et al. 2019
+    Sec. 4); an int applies to every projector; a pair of sequences gives each rank explicitly.
+    """
+    n = kernel_size - 1
+    if projector_ranks is None:
+        projector_ranks = channels // 2
+    if isinstance(projector_ranks, int) and not isinstance(projector_ranks, bool):
+        ranks = ((projector_ranks,) * n, (projector_ranks,) * n)
+    else:
+        try:
+            p_ranks, q_ranks = (tuple(int(r) for r in seq) for seq in projector_ranks)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "projector_ranks must be None, an int, or a pair (P ranks, Q ranks) of sequences, "
+                f"got {projector_ranks!r}"
+            ) from None
+        ranks = (p_ranks, q_ranks)
+    for label, seq in zip("PQ", ranks):
+        if len(seq) != n:
+            raise ValueError(f"projector_ranks needs {n} {label} ranks for kernel_size {kernel_size}, got {len(seq)}")
+        if any(r < 0 or r > channels for r in seq):
+            raise ValueError(f"projector_ranks must lie in [0, {channels}] for {channels} channels, got {seq}")
+    return ranks
+
+
+class BCOP(nn.Module):
+    """Block Convolution Orthogonal Parameterization (Li et al. 2019), stride 1, same size.
+
+    Args:
+        in_channels, out_channels: channel counts (any positive integers).
+        kernel_size: k >= 1 (odd, even or 1); the kernel is k x k.
+        bias: add a learnable bias (the bias does not change the Lipschitz constant).
+        padding_mode: ``"circular"`` (default) makes the layer exactly orthogonal (an isometry when
+            ``in_channels < out_channels``, a co-isometry when ``in_channels > out_channels``) on every
+            image size, including images smaller than the kernel. ``"zeros"`` keeps the layer
+            1-Lipschitz (a compression of the circular operator) but NOT orthogonal: pixels near the
+            border lose norm.
+        projector_ranks: ``None`` (half rank, the default), an int, or ``(P ranks, Q ranks)``; see
+            :func:`resolve_ranks`.
+        method: orthogonalization of the parameter matrices, ``"qr"`` (exact, default), ``"expm"``
+            or ``"bjorck"`` (iterated to tolerance; raises when it cannot converge).
+
+    In eval mode with gradients off (``torch.no_grad()`` / ``torch.inference_mode()``) the kernel is
+    built once and reused until a parameter changes (in place or by reassignment).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        bias: bool = True,
+        padding_mode: str = "circular",
+        projector_ranks=None,
+        method: str = "qr",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.out_channels = _positive_int(out_channels, "out_channels")
+        if isinstance(kernel_size, Sequence) and len(kernel_size) == 2 and kernel_size[0] == kernel_size[1]:
+            kernel_size = kernel_size[0]
+        self.kernel_size = _positive_int(kernel_size, "kernel_size (square kernels only)")
+        check_padding_mode(padding_mode)
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.padding_mode = padding_mode
+        self.method = method
+        c = max(in_channels, out_channels)
+        self.ranks = resolve_ranks(projector_ranks, c, self.kernel_size)
+        width = max((r for seq in self.ranks for r in seq), default=0)
+        factory = {"device": device, "dtype": dtype}
+        self.h_param = nn.Parameter(torch.empty(c, c, **factory))
+        self.pq_param = nn.Parameter(torch.empty(2, self.kernel_size - 1, c, width, **factory))
+        columns = torch.arange(width, device=device)
+        mask = columns < torch.tensor(self.ranks, device=device)[..., None]
+        self.register_buffer("rank_mask", mask[:, :, None, :].to(self.pq_param.dtype), persistent=False)
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self._cache: tuple[tuple, Tensor] | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Haar-random ``H`` and uniformly random projectors of the configured ranks; zero bias."""
+        nn.init.normal_(self.h_param)
+        nn.init.normal_(self.pq_param)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def projectors(self) -> tuple[Tensor, Tensor]:
+        """``(Ps, Qs)``, each ``(k - 1, c, c)``: ``U U^T`` with ``U`` the first ``rank`` orthonormal
+        columns of the parameter (Householder QR keeps the first r columns' span)."""
+        U = orthogonal(self.pq_param, self.method) * self.rank_mask
+        PQ = U @ U.transpose(-2, -1)
+        return PQ[0], PQ[1]
+
+    def _build_kernel(self) -> Tensor:
+        Ps, Qs = self.projectors()
+        kernel = bcop_kernel(orthogonal(self.h_param, self.method), Ps, Qs)
+        if not bool(torch.isfinite(kernel).all()):
+            raise ValueError("BCOP parameters h_param / pq_param contain nan or inf: the kernel is undefined")
+        return kernel[: self.out_channels, : self.in_channels]
+
+    def _cache_key(self) -> tuple:
+        return tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in (self.h_param, self.pq_param))
+
+    def kernel(self) -> Tensor:
+        """The current kernel, shape ``(out_channels, in_channels, k, k)``, differentiable."""
+        if self.training or torch.is_grad_enabled():
+            self._cache = None
+            return self._build_kernel()
+        key = self._cache_key()
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._build_kernel())
+        return self._cache[1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = conv2d_same(x, self.kernel(), self.padding_mode)
+        return y if self.bias is None else y + self.bias[:, None, None]
+
+    def to_conv2d(self) -> nn.Conv2d:
+        """An ordinary ``nn.Conv2d`` carrying the current kernel and bias (``padding="same"``).
+
+        Same outputs as this layer on images at least as large as the kernel (``nn.Conv2d`` cannot
+        wrap a circular pad around a smaller image).
+        """
+        kernel = self.kernel().detach()
+        conv = nn.Conv2d(
+            self.in_channels,
+            self.out_channels,
+            self.kernel_size,
+            padding="same",
+            padding_mode=self.padding_mode,
+            bias=self.bias is not None,
+            device=kernel.device,
+            dtype=kernel.dtype,
+        )
+        with torch.no_grad():
+            conv.weight.copy_(kernel)
+            if self.bias is not None:
+                conv.bias.copy_(self.bias)
+        return conv
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"padding_mode={self.padding_mode!r}, ranks={self.ranks}, method={self.method!r}, bias={self.bias is not None}"
+        )

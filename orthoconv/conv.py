@@ -1,0 +1,74 @@
+"""Stride-1 "same" convolutions with circular or zero padding, and their adjoints.
+
+Padding follows ``torch.nn.Conv2d(padding="same")``: a kernel of size k pads ``(k - 1) // 2``
+before and ``k - 1 - (k - 1) // 2`` after, so ``y[i] = sum_p W[p] x[i + p - (k - 1) // 2]``.
+Circular padding wraps around any number of times, so kernels larger than the image are allowed:
+the operator is then the convolution with the kernel folded modulo the image size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+PADDING_MODES = ("circular", "zeros")
+
+
+def same_padding(k: int) -> tuple[int, int]:
+    """``(before, after)`` padding of a size-k kernel in a same-size convolution."""
+    return (k - 1) // 2, k - 1 - (k - 1) // 2
+
+
+def check_padding_mode(padding_mode: str) -> None:
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+
+
+def pad(x: Tensor, pads: tuple[int, int, int, int], padding_mode: str) -> Tensor:
+    """Pad the last two dims by ``pads = (left, right, top, bottom)``, circularly or with zeros.
+
+    Circular padding wraps modulo the size even when a pad exceeds it (F.pad refuses that).
+    """
+    check_padding_mode(padding_mode)
+    if padding_mode == "zeros":
+        return F.pad(x, pads)
+    left, right, top, bottom = pads
+    H, W = x.shape[-2:]
+    if max(top, bottom) <= H and max(left, right) <= W:
+        return F.pad(x, pads, mode="circular")
+    rows = torch.arange(-top, H + bottom, device=x.device) % H
+    cols = torch.arange(-left, W + right, device=x.device) % W
+    return x[..., rows, :][..., cols]
+
+
+def _check_input(x: Tensor, kernel: Tensor) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"x must be a 4-D batch (N, C, H, W), got shape {tuple(x.shape)}")
+    if kernel.dim() != 4:
+        raise ValueError(f"kernel must be 4-D (c_out, c_in, kh, kw), got shape {tuple(kernel.shape)}")
+
+
+def conv2d_same(x: Tensor, kernel: Tensor, padding_mode: str = "circular") -> Tensor:
+    """``y = conv(W) x`` with stride 1 and output size equal to the input size."""
+    _check_input(x, kernel)
+    if x.shape[1] != kernel.shape[1]:
+        raise ValueError(f"x has {x.shape[1]} channels but the kernel expects c_in = {kernel.shape[1]}")
+    kh, kw = kernel.shape[-2:]
+    return F.conv2d(pad(x, same_padding(kw) + same_padding(kh), padding_mode), kernel)
+
+
+def conv2d_same_adjoint(y: Tensor, kernel: Tensor, padding_mode: str = "circular") -> Tensor:
+    """The adjoint ``conv(W)^T y`` of :func:`conv2d_same` (same padding mode).
+
+    ``x[i] = sum_p W[p]^T y[i - p + before]``: a same-size convolution with the flipped,
+    transposed kernel and the padding mirrored (``after`` before, ``before`` after).
+    """
+    _check_input(y, kernel)
+    if y.shape[1] != kernel.shape[0]:
+        raise ValueError(f"y has {y.shape[1]} channels but the kernel produces c_out = {kernel.shape[0]}")
+    kh, kw = kernel.shape[-2:]
+    pads = same_padding(kw)[::-1] + same_padding(kh)[::-1]
+    return F.conv2d(pad(y, pads, padding_mode), kernel.transpose(0, 1).flip(-2, -1))

@@ -1,0 +1,223 @@
+"""Exact spectra, norms and orthogonality certificates of convolution operators.
+
+With circular padding on an ``H x W`` image, the convolution with a ``(c_out, c_in, kh, kw)``
+kernel is block-diagonalized by the 2-D DFT: its singular values are those of the ``c_out x c_in``
+matrices ``K(w1, w2) = sum_{p,q} W[:, :, p, q] w1^p w2^q`` at the ``H * W`` pairs of roots of unity
+(Sedghi, Gupta, Long, ICLR 2019). Taps beyond the image wrap around, so the kernel is first folded
+modulo the image size. For a real kernel ``K(conj w) = conj K(w)``, so the half spectrum of
+``rfft2`` already holds every distinct value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .conv import check_padding_mode, conv2d_same, conv2d_same_adjoint, same_padding
+
+DENSE_LIMIT = 4096
+
+
+def _check_kernel(kernel: Tensor) -> None:
+    if not isinstance(kernel, Tensor):
+        raise TypeError(f"kernel must be a torch.Tensor, got {type(kernel).__name__}")
+    if kernel.dim() != 4:
+        raise ValueError(f"kernel must be 4-D (c_out, c_in, kh, kw), got shape {tuple(kernel.shape)}")
+    if not kernel.is_floating_point():
+        raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
+    if not bool(torch.isfinite(kernel).all()):
+        raise ValueError("kernel has non-finite entries (nan or inf)")
+
+
+def _check_size(input_size) -> tuple[int, int]:
+    try:
+        H, W = (int(s) for s in input_size)
+    except (TypeError, ValueError):
+        raise TypeError(f"input_size must be a pair (H, W) of positive integers, got {input_size!r}") from None
+    if H < 1 or W < 1:
+        raise ValueError(f"input_size must be positive, got {input_size!r}")
+    return H, W
+
+
+def fold_kernel(kernel: Tensor, input_size) -> Tensor:
+    """The kernel folded onto the image, shape ``(c_out, c_in, H, W)``: ``W'[r, s] = sum W[p, q]`` over
+    ``p = r mod H``, ``q = s mod W`` (zero taps where the kernel is smaller than the image)."""
+    H, W = _check_size(input_size)
+    kh, kw = kernel.shape[-2:]
+    mh, mw = -(-kh // H), -(-kw // W)
+    padded = torch.nn.functional.pad(kernel, (0, mw * W - kw, 0, mh * H - kh))
+    return padded.unflatten(-1, (mw, W)).unflatten(-3, (mh, H)).sum(dim=(-4, -2))
+
+
+def frequency_response(kernel: Tensor, input_size) -> Tensor:
+    """The transfer matrices on the half spectrum: shape ``(H, W // 2 + 1, c_out, c_in)``, complex.
+
+    Entry ``[u, v]`` is ``K(exp(-2 pi i u / H), exp(-2 pi i v / W))`` (the ``rfft2`` sign); the
+    other half of the spectrum is its complex conjugate.
+    """
+    _check_kernel(kernel)
+    folded = fold_kernel(kernel, input_size)
+    return torch.fft.rfft2(folded).permute(2, 3, 0, 1)
+
+
+def _full_spectrum_index(H: int, W: int, device) -> tuple[Tensor, Tensor]:
+    """Indices into the rfft half spectrum that give every frequency ``(u, v)`` of the full one."""
+    u = torch.arange(H, device=device)[:, None].expand(H, W)
+    v = torch.arange(W, device=device)[None, :].expand(H, W)
+    mirrored = v > W // 2
+    return torch.where(mirrored, (-u) % H, u), torch.where(mirrored, W - v, v)
+
+
+def conv_singular_values(kernel: Tensor, input_size) -> Tensor:
+    """Every singular value of the circular convolution operator on ``input_size = (H, W)``.
+
+    Returns a real tensor of shape ``(H, W, min(c_out, c_in))``: entry ``[u, v]`` holds the
+    singular values (descending) of the transfer matrix at frequency ``(u, v)``; together they are
+    the ``min(c_out, c_in) * H * W`` singular values of the ``(c_out H W) x (c_in H W)`` operator.
+    Only the ``H * (W // 2 + 1)`` frequencies of the half spectrum are decomposed (Sedghi et al.
+    2019); computed in the kernel's precision (promote to float64 for accuracy).
+    """
+    H, W = _check_size(input_size)
+    half = torch.linalg.svdvals(frequency_response(kernel, (H, W)))
+    rows, cols = _full_spectrum_index(H, W, kernel.device)
+    return half[rows, cols]
+
+
+@dataclass(frozen=True)
+class SpectralNorm:
+    """An enclosure ``lower <= ||conv(W)||_2 <= upper`` of the operator norm; ``exact`` when equal."""
+
+    lower: float
+    upper: float
+    method: str
+
+    @property
+    def exact(self) -> bool:
+        return self.lower == self.upper
+
+    @property
+    def value(self) -> float:
+        """The certified number: the upper bound (the exact norm when ``exact``)."""
+        return self.upper
+
+    def __float__(self) -> float:
+        return self.upper
+
+
+def circular_spectral_norm(kernel: Tensor, input_size) -> float:
+    """``||conv(W)||_2`` under circular padding: the largest transfer-matrix singular value."""
+    return float(torch.linalg.matrix_norm(frequency_response(kernel, input_size), ord=2).max())
+
+
+def power_iteration_norm(
+    kernel: Tensor, input_size, padding: str = "zeros", n_iter: int = 50, seed: int = 0
+) -> float:
+    """A lower bound on ``||conv(W)||_2``: ``||A x||`` for the unit ``x`` reached by ``n_iter`` steps of
+    power iteration on ``A^T A`` (conv and its adjoint), started from a seeded Gaussian."""
+    _check_kernel(kernel)
+    H, W = _check_size(input_size)
+    generator = torch.Generator(device=kernel.device).manual_seed(seed)
+    x = torch.randn(1, kernel.shape[1], H, W, generator=generator, dtype=kernel.dtype, device=kernel.device)
+    with torch.no_grad():
+        for _ in range(n_iter):
+            x = x / torch.linalg.vector_norm(x)
+            x = conv2d_same_adjoint(conv2d_same(x, kernel, padding), kernel, padding)
+        x = x / torch.linalg.vector_norm(x)
+        return float(torch.linalg.vector_norm(conv2d_same(x, kernel, padding)))
+
+
+def conv_spectral_norm(kernel: Tensor, input_size, padding: str = "circular", n_iter: int = 50) -> SpectralNorm:
+    """The operator norm of the stride-1 same convolution on ``input_size``.
+
+    - ``"circular"``: exact, the largest singular value over all frequencies (Sedghi et al. 2019).
+    - ``"zeros"``: exact from the dense operator when ``c * H * W <= DENSE_LIMIT``; otherwise an
+      enclosure: the zero-padded operator on ``n x n`` is a compression of the circular one on
+      ``m x m`` for ``m >= n + k - 1`` (REFERENCES.md), so the circular norm there is an upper bound,
+      and power iteration gives a lower bound.
+    """
+    _check_kernel(kernel)
+    H, W = _check_size(input_size)
+    check_padding_mode(padding)
+    if padding == "circular":
+        value = circular_spectral_norm(kernel, (H, W))
+        return SpectralNorm(value, value, "fft")
+    c = max(kernel.shape[0], kernel.shape[1])
+    if c * H * W <= DENSE_LIMIT:
+        value = float(torch.linalg.matrix_norm(dense_operator(kernel, (H, W), "zeros"), ord=2))
+        return SpectralNorm(value, value, "dense")
+    kh, kw = kernel.shape[-2:]
+    upper = circular_spectral_norm(kernel, (H + kh - 1, W + kw - 1))
+    lower = power_iteration_norm(kernel, (H, W), "zeros", n_iter)
+    return SpectralNorm(min(lower, upper), upper, "circular-embedding+power-iteration")
+
+
+@dataclass(frozen=True)
+class OrthogonalityCertificate:
+    """``gram_deviation = max_w ||G(w) - I||_F`` with ``G = K^H K`` (``K K^H`` when c_in > c_out).
+
+    Since ``||G - I||_2 <= ||G - I||_F = delta``, every squared singular value lies in
+    ``[1 - delta, 1 + delta]``, hence ``max |sigma - 1| <= sigma_bound = 1 - sqrt(1 - delta)``
+    (or ``max(1, sqrt(1 + delta) - 1)`` when ``delta >= 1``).
+    """
+
+    gram_deviation: float
+    sigma_bound: float
+
+
+def sigma_deviation_bound(delta: float) -> float:
+    """The bound on ``max |sigma - 1|`` implied by ``||K^H K - I||_2 <= delta``."""
+    if delta >= 1:
+        return max(1.0, math.sqrt(1 + delta) - 1)
+    return 1 - math.sqrt(1 - delta)
+
+
+def orthogonality_certificate(kernel: Tensor, input_size) -> OrthogonalityCertificate:
+    """Certify ``max |sigma - 1|`` under circular padding without any decomposition: one FFT and one
+    batched Gram product per frequency of the half spectrum."""
+    K = frequency_response(kernel, input_size)
+    G = K.mH @ K if K.shape[-1] <= K.shape[-2] else K @ K.mH
+    G.diagonal(dim1=-2, dim2=-1).sub_(1)
+    delta = float(torch.linalg.matrix_norm(G, ord="fro").max())
+    return OrthogonalityCertificate(delta, sigma_deviation_bound(delta))
+
+
+def dense_operator(kernel: Tensor, input_size, padding: str = "circular") -> Tensor:
+    """The ``(c_out H W) x (c_in H W)`` matrix of the same convolution (row-major ``(c, i, j)``).
+
+    Built by index arithmetic from ``y[o, i, j] = sum_{c,p,q} W[o, c, p, q] x[c, i + p - ph, j + q - pw]``
+    (``ph, pw`` the "before" paddings; indices wrap for ``"circular"``, fall off for ``"zeros"``),
+    independently of the convolution code, as the reference for tests. Small sizes only:
+    ``max(c_out, c_in) * H * W`` must not exceed ``DENSE_LIMIT``.
+    """
+    _check_kernel(kernel)
+    H, W = _check_size(input_size)
+    check_padding_mode(padding)
+    c_out, c_in, kh, kw = kernel.shape
+    if max(c_out, c_in) * H * W > DENSE_LIMIT:
+        raise ValueError(
+            f"dense_operator is for small sizes: max(c_out, c_in) * H * W = {max(c_out, c_in) * H * W} "
+            f"exceeds DENSE_LIMIT = {DENSE_LIMIT}"
+        )
+    dev = kernel.device
+    i = torch.arange(H, device=dev).view(H, 1, 1, 1)
+    j = torch.arange(W, device=dev).view(1, W, 1, 1)
+    p = torch.arange(kh, device=dev).view(1, 1, kh, 1)
+    q = torch.arange(kw, device=dev).view(1, 1, 1, kw)
+    src_i = i + p - same_padding(kh)[0]
+    src_j = j + q - same_padding(kw)[0]
+    if padding == "circular":
+        valid = torch.ones(H, W, kh, kw, dtype=torch.bool, device=dev)
+    else:
+        valid = (src_i >= 0) & (src_i < H) & (src_j >= 0) & (src_j < W)
+    src_i, src_j = torch.broadcast_tensors(src_i % H, src_j % W)
+    dst = (i * W + j).expand(H, W, kh, kw)
+    src = src_i * W + src_j
+    operator = kernel.new_zeros(c_out, H * W, c_in, H * W)
+    values = kernel.permute(2, 3, 0, 1)
+    contributions = torch.where(valid[..., None, None], values.expand(H, W, kh, kw, c_out, c_in), 0)
+    operator = operator.permute(1, 3, 0, 2)
+    operator.index_put_((dst, src), contributions, accumulate=True)
+    return operator.permute(2, 0, 3, 1).reshape(c_out * H * W, c_in * H * W)
