@@ -175,6 +175,26 @@ class BCOP(nn.Module):
                 conv.bias.copy_(self.bias)
         return conv
 
+    def config(self) -> dict:
+        """The constructor arguments that fix the kernel's structure (saved in ``state_dict``)."""
+        return {
+            "type": "BCOP",
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": self.kernel_size,
+            "padding_mode": self.padding_mode,
+            "projector_ranks": [list(seq) for seq in self.ranks],
+            "method": self.method,
+        }
+
+    def get_extra_state(self) -> dict:
+        return self.config()
+
+    def set_extra_state(self, state: dict) -> None:
+        mine = self.config()
+        if state != mine:
+            raise ValueError(f"state_dict was saved from a BCOP with config {state}, this layer has {mine}")
+
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

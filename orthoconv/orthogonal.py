@@ -56,7 +56,8 @@ def expm_orthogonal(A: Tensor) -> Tensor:
     """Orthonormal columns as the first r columns of ``exp(S - S^T)``, S the n x n zero-padded ``A``.
 
     The exponential of a skew-symmetric matrix is orthogonal and has determinant +1, so this map
-    reaches exactly the rotations (SO(n)) when ``A`` is square.
+    reaches exactly the rotations (SO(n)) when ``A`` is square. Scaling and squaring makes the
+    orthogonality error grow like ``eps * ||A||``: for very large parameters prefer ``qr``.
     """
     n, r = A.shape[-2], A.shape[-1]
     S = torch.nn.functional.pad(A, (0, n - r))
