@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .blocks import compose_kernels
 from .conv import check_padding_mode, conv2d_same, conv2d_same_adjoint, same_padding
 
 DENSE_LIMIT = 4096
@@ -52,15 +53,35 @@ def fold_kernel(kernel: Tensor, input_size) -> Tensor:
     return padded.unflatten(-1, (mw, W)).unflatten(-3, (mh, H)).sum(dim=(-4, -2))
 
 
+def _dft_matrix(frequencies: int, size: int, taps: int, origin: int, dtype: torch.dtype, device) -> Tensor:
+    """``E[u, p] = exp(-2 pi i u (p - origin) / size)`` for ``u < frequencies``, ``p < taps``; the exponent
+    is reduced modulo ``size`` in integers first, so taps beyond the image fold exactly."""
+    u = torch.arange(frequencies, device=device)[:, None]
+    p = torch.arange(taps, device=device)[None, :] - origin
+    angle = (-2 * torch.pi / size) * torch.remainder(u * p, size).to(dtype)
+    return torch.polar(torch.ones_like(angle), angle)
+
+
+def _half_spectrum(kernel: Tensor, H: int, W: int, origin: tuple[int, int] = (0, 0)) -> Tensor:
+    """``sum_{p,q} W[:, :, p, q] exp(-2 pi i (u (p - p0) / H + v (q - q0) / W))`` for ``u < H``,
+    ``v <= W // 2``, laid out ``(H, W // 2 + 1, c_out, c_in)``: two small matrix products with DFT
+    matrices of the kernel's own size, so no tensor of image size per channel pair is formed."""
+    real = kernel.dtype
+    E_h = _dft_matrix(H, H, kernel.shape[-2], origin[0], real, kernel.device)
+    E_w = _dft_matrix(W // 2 + 1, W, kernel.shape[-1], origin[1], real, kernel.device)
+    partial = kernel.to(E_w.dtype) @ E_w.T
+    return torch.einsum("up,oipv->uvoi", E_h, partial)
+
+
 def frequency_response(kernel: Tensor, input_size) -> Tensor:
     """The transfer matrices on the half spectrum: shape ``(H, W // 2 + 1, c_out, c_in)``, complex.
 
-    Entry ``[u, v]`` is ``K(exp(-2 pi i u / H), exp(-2 pi i v / W))`` (the ``rfft2`` sign); the
-    other half of the spectrum is its complex conjugate.
+    Entry ``[u, v]`` is ``K(exp(-2 pi i u / H), exp(-2 pi i v / W))`` (the ``rfft2`` sign, taps beyond
+    the image folded); the other half of the spectrum is its complex conjugate.
     """
     _check_kernel(kernel)
-    folded = fold_kernel(kernel, input_size)
-    return torch.fft.rfft2(folded).permute(2, 3, 0, 1)
+    H, W = _check_size(input_size)
+    return _half_spectrum(kernel, H, W)
 
 
 def _full_spectrum_index(H: int, W: int, device) -> tuple[Tensor, Tensor]:
@@ -174,11 +195,26 @@ def sigma_deviation_bound(delta: float) -> float:
     return 1 - math.sqrt(1 - delta)
 
 
+def autocorrelation(kernel: Tensor) -> Tensor:
+    """The kernel of ``conv(W)^T conv(W)`` (``c_in <= c_out``) or ``conv(W) conv(W)^T`` (otherwise),
+    shape ``(c, c, 2 kh - 1, 2 kw - 1)`` with ``c = min(c_in, c_out)``; tap ``(kh - 1, kw - 1)`` is the
+    origin. Its transfer function is ``K^H K`` (``K K^H``) at every frequency."""
+    adjoint = kernel.transpose(0, 1).flip(-2, -1)
+    if kernel.shape[1] <= kernel.shape[0]:
+        return compose_kernels(adjoint, kernel)
+    return compose_kernels(kernel, adjoint)
+
+
 def orthogonality_certificate(kernel: Tensor, input_size) -> OrthogonalityCertificate:
-    """Certify ``max |sigma - 1|`` under circular padding without any decomposition: one FFT and one
-    batched Gram product per frequency of the half spectrum."""
-    K = frequency_response(kernel, input_size)
-    G = K.mH @ K if K.shape[-1] <= K.shape[-2] else K @ K.mH
+    """Certify ``max |sigma - 1|`` under circular padding without any decomposition.
+
+    The Gram matrices ``K(w)^H K(w)`` are the transfer function of the kernel's autocorrelation
+    (``(2k - 1)^2`` taps of ``c x c``, a cheap spatial product), evaluated on the half spectrum.
+    """
+    _check_kernel(kernel)
+    H, W = _check_size(input_size)
+    kh, kw = kernel.shape[-2:]
+    G = _half_spectrum(autocorrelation(kernel), H, W, origin=(kh - 1, kw - 1))
     G.diagonal(dim1=-2, dim2=-1).sub_(1)
     delta = float(torch.linalg.matrix_norm(G, ord="fro").max())
     return OrthogonalityCertificate(delta, sigma_deviation_bound(delta))
