@@ -1,0 +1,162 @@
+"""Theorem 4 (disconnectedness and the number of components).
+
+For a BCOP kernel the triple (det H, a, b) of Theorem 3 equals
+(det K(1, 1), sum_pq p ||W_pq||^2, sum_pq q ||W_pq||^2): polynomial, hence continuous, functions of
+the kernel with values in {-1, 1} x Z x Z. A continuous function into a discrete set is constant on
+connected components, so kernels with different invariants lie in different components. Moreover:
+
+  (a) n = 1, 1-D: the real solutions of the paraunitarity equations
+      sum_p w_p w_{p+d} = delta_{d0} (d = 0..k-1) are exactly the 2k signed one-hot kernels
+      +-e_p, so the 1-D orthogonal convolutions of size k over one channel have
+      2k = 2(k-1) n + 2 components (isolated points).
+  (b) The invariant classes: a = sum_i (n - rank P_i) takes every value in 0..(k-1)n, so 1-D BCOP has
+      2((k-1)n + 1) = 2(k-1)n + 2 classes (the paper's count of components) and 2-D BCOP has
+      2((k-1)n + 1)^2 classes (s, a, b).
+  (c) Class overlap: all rank tuples with the same a share a kernel. With diagonal projectors whose
+      zero diagonal entries are placed round-robin (factor i puts its n - rank P_i zeros on the next
+      coordinates modulo n), the product of the factors is diag(z^{m_j}) with
+      m_j = floor(a/n) + [j < a mod n], which depends on a only; the same holds per variable in 2-D.
+      For n = 2, k = 3 (1-D), the tuples (2, 0), (0, 2), (1, 1) with a = 2 all give H z, because
+      (P + (I-P) z)((I-P) + P z) = z I for every projector P (any n).
+
+Each rank tuple's parameter set (a component of O(n) times Grassmannians) is connected and its
+images overlap at the common kernel, so each class is connected: BCOP has exactly that many
+components. That every 1-D orthogonal convolution is a BCOP (Kautsky & Turcajova 1994) is proved
+here only for n = 1 (a) and for k = 2, n = 2 (Theorem 5). The topology (continuity, connectedness of
+O(n)^{+-} and Grassmannians) is standard and argued, not machine-checked.
+
+(Li et al., NeurIPS 2019, arXiv 1911.00937, theorem on connected components.)
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import sympy as sp
+
+from proofs.noncommutative import equal_modulo, idempotent_rules, matrices
+from proofs.result import Check, ProofResult, all_hold, run_theorem
+
+NAME = "disconnectedness"
+STATEMENT = (
+    "(det H, a, b) are continuous and discrete, so they separate components; 1-D: 2(k-1)n + 2 "
+    "classes (n = 1: exactly the 2k signed one-hot kernels), 2-D BCOP: 2((k-1)n + 1)^2 classes"
+)
+
+
+def signed_one_hots(k: int) -> set[tuple[int, ...]]:
+    return {tuple(sign if q == p else 0 for q in range(k)) for p in range(k) for sign in (1, -1)}
+
+
+def one_channel_solutions(k: int) -> set[tuple[sp.Expr, ...]]:
+    """All complex solutions of sum_p w_p w_{p+d} = delta_{d0}, d = 0..k-1 (lex Groebner basis)."""
+    w = sp.symbols(f"w0:{k}")
+    equations = [sum(w[p] * w[p + d] for p in range(k - d)) - (1 if d == 0 else 0) for d in range(k)]
+    basis = sp.groebner(equations, *w, order="lex")
+    if basis.exprs == [1]:
+        return set()
+    return {tuple(solution) for solution in sp.solve_poly_system(basis.exprs, *w)}
+
+
+def check(k: int, expected: set[tuple[int, ...]]) -> Check:
+    """The one-channel orthogonal convolutions of size k are exactly the kernels in `expected`."""
+    return Check(
+        f"n = 1, k = {k}: the orthogonal kernels are exactly {len(expected)} points",
+        one_channel_solutions(k) == expected,
+    )
+
+
+def one_hot_invariants_check(k: int) -> Check:
+    """The invariants (det K(1), sum_p p w_p^2) separate the 2k signed one-hot kernels."""
+    invariants = {(sum(w), sum(p * x**2 for p, x in enumerate(w))) for w in signed_one_hots(k)}
+    return Check(f"n = 1, k = {k}: the 2k one-hot kernels have 2k distinct invariants (s, a)", len(invariants) == 2 * k)
+
+
+def deficits(n: int, k: int) -> set[int]:
+    """{sum_i (n - r_i) : 0 <= r_i <= n} over k - 1 factors."""
+    return {sum(n - r for r in ranks) for ranks in itertools.product(range(n + 1), repeat=k - 1)}
+
+
+def class_count_check(max_n: int, max_k: int) -> Check:
+    n, k = sp.symbols("n k", integer=True, positive=True)
+    formula = sp.expand(2 * ((k - 1) * n + 1)) == sp.expand(2 * (k - 1) * n + 2)
+    counts = all(
+        deficits(n_, k_) == set(range((k_ - 1) * n_ + 1))
+        and 2 * len(deficits(n_, k_)) == 2 * (k_ - 1) * n_ + 2
+        and 2 * len(deficits(n_, k_)) ** 2 == 2 * ((k_ - 1) * n_ + 1) ** 2
+        for n_ in range(1, max_n + 1)
+        for k_ in range(1, max_k + 1)
+    )
+    return Check(
+        f"a ranges over 0..(k-1)n; 1-D: 2(k-1)n + 2 classes, 2-D: 2((k-1)n+1)^2; n <= {max_n}, k <= {max_k}",
+        formula and counts,
+    )
+
+
+def round_robin_projectors(n: int, ranks: tuple[int, ...]) -> list[sp.Matrix]:
+    """Diagonal projectors of the given ranks whose zeros are placed cyclically, continuing from the last."""
+    projectors, start = [], 0
+    for r in ranks:
+        zeros = {(start + t) % n for t in range(n - r)}
+        projectors.append(sp.diag(*[0 if j in zeros else 1 for j in range(n)]))
+        start = (start + n - r) % n
+    return projectors
+
+
+def canonical(n: int, a: int, z: sp.Symbol) -> sp.Matrix:
+    """diag(z^{m_j}) with m_j = floor(a/n) + [j < a mod n]."""
+    return sp.diag(*[z ** (a // n + (1 if j < a % n else 0)) for j in range(n)])
+
+
+def overlap_check(max_n: int, max_k: int) -> Check:
+    """Every 1-D rank tuple realizes canonical(n, a); hence 2-D tuples realize canonical per variable."""
+    z = sp.Symbol("z")
+    holds = True
+    for n in range(1, max_n + 1):
+        for k in range(1, max_k + 1):
+            for ranks in itertools.product(range(n + 1), repeat=k - 1):
+                product = sp.eye(n)
+                for P in round_robin_projectors(n, ranks):
+                    product = sp.expand(product * (P + (sp.eye(n) - P) * z))
+                holds &= product == canonical(n, sum(n - r for r in ranks), z)
+    return Check(
+        f"round-robin diagonal projectors: every rank tuple with deficit a gives diag(z^m_j(a)); "
+        f"n <= {max_n}, k <= {max_k}",
+        holds,
+    )
+
+
+def complementary_pair_check() -> Check:
+    """(P + (I-P) z)((I-P) + P z) = z I for every projector P of any size."""
+    (P,) = matrices("P")
+    z = sp.Symbol("z")
+    return Check(
+        "n = 2, k = 3, a = 2: ranks (1,1) with (P, I-P), (2,0), (0,2) all give H z; "
+        "(P + (I-P)z)((I-P) + Pz) = z I, all n",
+        equal_modulo([P + (1 - P) * z, (1 - P) + P * z], [z], idempotent_rules([P])),
+    )
+
+
+def claims(full: bool) -> list[Check]:
+    max_k = 6 if full else 5
+    return [
+        all_hold(
+            f"n = 1: exactly the 2k signed one-hot kernels, k = 1..{max_k}",
+            (check(k, signed_one_hots(k)) for k in range(1, max_k + 1)),
+        ),
+        one_hot_invariants_check(max_k),
+        class_count_check(3, 4),
+        overlap_check(3, 5 if full else 4),
+        complementary_pair_check(),
+    ]
+
+
+def scope(full: bool) -> str:
+    return (
+        f"n = 1 solved exactly for k <= {6 if full else 5}; class counts n <= 3, k <= 4; "
+        f"overlap n <= 3, k <= {5 if full else 4} (and all n for the complementary pair); topology argued"
+    )
+
+
+def prove(full: bool = False) -> ProofResult:
+    return run_theorem(NAME, STATEMENT, scope(full), lambda: claims(full))

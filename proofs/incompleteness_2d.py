@@ -1,0 +1,114 @@
+"""Theorem 6 (2-D BCOP is incomplete).
+
+Let P = diag(1, 0) and Q = [[1, 1], [1, 1]] / 2, so PQ != QP, and
+
+    R(z1, z2) = (Q + (I - Q) z2)(P + (I - P) z1)
+              = QP + Q(I - P) z1 + (I - Q)P z2 + (I - Q)(I - P) z1 z2.
+
+R is a paraunitary 2 x 2-tap kernel (a composition of paraunitary factors, Theorem 1), hence an
+orthogonal convolution for every image size, yet no 2-D BCOP of size 2,
+H (P' + (I - P') z1)(Q' + (I - Q') z2), equals R, for any 2 x 2 matrices H, P', Q' whatsoever.
+
+Proof (structural, checked symbolically). The four taps of the BCOP sum to
+H (P' + I - P')(Q' + I - Q') = H, and R's taps sum to I, so H = I. Then the taps [0,0] + [1,0] give
+Q' = QP + Q(I - P) = Q and the taps [0,0] + [0,1] give P' = QP + (I - Q)P = P; the tap [0,0] becomes
+P'Q' = PQ, which must equal QP: a contradiction since PQ != QP. Independently, the 16 polynomial
+equations "BCOP tap = R tap" in the 12 unknown entries of H, P', Q' generate the unit ideal (their
+Groebner basis is [1]), so they have no solution even over C. The same computation with commuting
+P, Q finds a solution, so the test can fail.
+
+(Li et al., NeurIPS 2019, arXiv 1911.00937, conclusion: 2-D BCOP is not complete.)
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from proofs.kernels import Z1, Z2, paraunitary_defect, taps_of
+from proofs.noncommutative import equal_modulo, matrices
+from proofs.result import Check, ProofResult, all_hold, run_theorem
+
+NAME = "incompleteness_2d"
+STATEMENT = (
+    "R = (Q + (I-Q) z2)(P + (I-P) z1) with P = diag(1,0), Q = [[1,1],[1,1]]/2 is orthogonal "
+    "but is not H (P' + (I-P') z1)(Q' + (I-Q') z2) for any H, P', Q'"
+)
+
+P_EXAMPLE = sp.diag(1, 0)
+Q_EXAMPLE = sp.Matrix([[1, 1], [1, 1]]) / 2
+
+
+def reversed_block(P: sp.Matrix, Q: sp.Matrix) -> sp.Matrix:
+    """R(z1, z2) = (Q + (I - Q) z2)(P + (I - P) z1)."""
+    identity = sp.eye(P.rows)
+    return sp.expand((Q + (identity - Q) * Z2) * (P + (identity - P) * Z1))
+
+
+def unknown_bcop_taps() -> tuple[list[sp.Symbol], dict[tuple[int, int], sp.Matrix]]:
+    """Taps of H (P' + (I-P') z1)(Q' + (I-Q') z2) with H, P', Q' fully unknown 2 x 2 matrices."""
+    h, p, q = sp.symbols("h0:4"), sp.symbols("p0:4"), sp.symbols("q0:4")
+    H, P, Q = sp.Matrix(2, 2, h), sp.Matrix(2, 2, p), sp.Matrix(2, 2, q)
+    identity = sp.eye(2)
+    kernel = sp.expand(H * (P + (identity - P) * Z1) * (Q + (identity - Q) * Z2))
+    return [*h, *p, *q], taps_of(kernel)
+
+
+def check(P: sp.Matrix, Q: sp.Matrix) -> Check:
+    """No H, P', Q' make the BCOP of size 2 equal R(P, Q): the tap equations generate the unit ideal."""
+    unknowns, bcop = unknown_bcop_taps()
+    target = taps_of(reversed_block(P, Q))
+    keys = set(bcop) | set(target)
+    zero = sp.zeros(2, 2)
+    equations = [e for key in keys for e in sp.expand(bcop.get(key, zero) - target.get(key, zero)) if e != 0]
+    basis = sp.groebner(equations, *unknowns, order="grevlex")
+    return Check("the equations BCOP taps = R taps have Groebner basis [1] (no solution over C)", basis.exprs == [1])
+
+
+def structural_check() -> Check:
+    """The BCOP taps sum to H; the partial sums give P' and Q' (non-commutative symbols, any n)."""
+    H, P, Q = matrices("H P Q")
+    taps = {(0, 0): H * P * Q, (1, 0): H * (1 - P) * Q, (0, 1): H * P * (1 - Q), (1, 1): H * (1 - P) * (1 - Q)}
+    return Check(
+        "BCOP taps: sum = H, W00 + W10 = H Q', W00 + W01 = H P' (all n)",
+        equal_modulo([sum(taps.values())], [H], {})
+        and equal_modulo([taps[0, 0] + taps[1, 0]], [H * Q], {})
+        and equal_modulo([taps[0, 0] + taps[0, 1]], [H * P], {}),
+    )
+
+
+def example_checks() -> list[Check]:
+    R = reversed_block(P_EXAMPLE, Q_EXAMPLE)
+    taps = taps_of(R)
+    identity = sp.eye(2)
+    return [
+        Check(
+            "P, Q are symmetric projectors and PQ != QP",
+            all(M.T == M and M * M == M for M in (P_EXAMPLE, Q_EXAMPLE))
+            and P_EXAMPLE * Q_EXAMPLE != Q_EXAMPLE * P_EXAMPLE,
+        ),
+        Check("R is paraunitary: R(z)^T R(1/z) = I", paraunitary_defect(R) == sp.zeros(2, 2)),
+        Check(
+            "R's taps sum to I, so H = I; then P' = P, Q' = Q and P'Q' = PQ != QP = R's tap [0,0]",
+            sum(taps.values(), sp.zeros(2, 2)) == identity
+            and taps[0, 0] + taps[1, 0] == Q_EXAMPLE
+            and taps[0, 0] + taps[0, 1] == P_EXAMPLE
+            and taps[0, 0] == Q_EXAMPLE * P_EXAMPLE
+            and taps[0, 0] != P_EXAMPLE * Q_EXAMPLE,
+        ),
+    ]
+
+
+def claims(full: bool) -> list[Check]:
+    return [
+        all_hold("the example", example_checks()),
+        structural_check(),
+        check(P_EXAMPLE, Q_EXAMPLE),
+    ]
+
+
+def scope(full: bool) -> str:
+    return "the explicit 2-channel, 2x2-tap kernel; structural step for all n"
+
+
+def prove(full: bool = False) -> ProofResult:
+    return run_theorem(NAME, STATEMENT, scope(full), lambda: claims(full))
