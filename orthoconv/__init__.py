@@ -9,6 +9,8 @@ from . import blocks, orthogonal, spectral, verify
 from .activations import GroupSort, MaxMin
 from .bcop import BCOP
 from .blocks import bcop_kernel, block_kernel, compose_kernels, transfer_function
+from . import invariants
+from .invariants import ComponentInvariants, component_invariants, embed_2n, sample_bcop_factors
 from .spectral import conv_singular_values, conv_spectral_norm
 from .verify import check_orthogonal, gradient_norm_ratio
 
@@ -16,17 +18,22 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BCOP",
+    "ComponentInvariants",
     "GroupSort",
     "MaxMin",
     "bcop_kernel",
     "block_kernel",
     "blocks",
     "check_orthogonal",
+    "component_invariants",
     "compose_kernels",
     "conv_singular_values",
     "conv_spectral_norm",
+    "embed_2n",
     "gradient_norm_ratio",
+    "invariants",
     "orthogonal",
+    "sample_bcop_factors",
     "spectral",
     "transfer_function",
     "verify",

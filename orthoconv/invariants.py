@@ -190,8 +190,8 @@ class Embedding2n:
     """The 2n-channel, rank-n BCOP of Li et al. Theorem 2 and the parameters that load it into a layer.
 
     ``H, Ps, Qs`` are the ``2n``-channel factors; ``h_param`` (2n, 2n) and ``pq_param`` (2, k - 1, 2n, n)
-    are fixed points of the QR maps of ``BCOP(2n, 2n, k)`` (default half ranks): ``qr_orthogonal(H) = H``
-    and ``qr_orthogonal(U) = U`` for orthonormal ``U`` whose ``U U^T`` is the projector.
+    (width 0 when k = 1, like the layer's) are fixed points of the QR maps of ``BCOP(2n, 2n, k)`` (default
+    half ranks): ``qr_orthogonal(H) = H`` and ``qr_orthogonal(U) = U`` for orthonormal ``U`` whose ``U U^T`` is the projector.
     """
 
     H: Tensor
@@ -230,8 +230,8 @@ def embed_2n(H: Tensor, Ps: Tensor, Qs: Tensor, tol: float | None = None) -> Emb
     for P in torch.cat([Ps, Qs]):
         inside, outside = _range_and_complement(P, tol)
         frames.append(torch.block_diag(inside, outside))
-    U = torch.stack(frames) if frames else H.new_zeros(0, 2 * n, n)
+    U = torch.stack(frames) if frames else H.new_zeros(0, 2 * n, 0)
     projectors = U @ U.transpose(-2, -1)
     k1 = Ps.shape[0]
-    pq_param = U.reshape(2, k1, 2 * n, n)
+    pq_param = U.reshape(2, k1, 2 * n, U.shape[-1])
     return Embedding2n(H2, projectors[:k1], projectors[k1:], H2.clone(), pq_param)

@@ -1,0 +1,91 @@
+"""The shared harness of the experiments: common flags, a parallel sweep, and the JSON/PNG outputs.
+
+A sweep is a list of keyword dictionaries for one top-level task function. Each task is a pure
+function of its arguments (seed included), so the list can go to any ``concurrent.futures``
+executor: here worker processes (``spawn``, one torch thread each), or in-process with one worker.
+Results come back in task order whatever the completion order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from multiprocessing import get_context
+from pathlib import Path
+
+import torch
+
+from .progress import progress
+
+
+def experiment_parser(name: str, description: str) -> argparse.ArgumentParser:
+    """``--seed``, ``--quick``, ``--out`` (default ``results/NAME``) and ``--workers``."""
+    parser = argparse.ArgumentParser(prog=f"python -m analysis.{name}", description=description)
+    parser.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
+    parser.add_argument("--quick", action="store_true", help="a reduced run that finishes in seconds")
+    parser.add_argument("--out", type=Path, default=Path("results") / name, help=f"output folder (default results/{name})")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores; 1 runs in-process)"
+    )
+    return parser
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+@contextmanager
+def worker_pool(workers: int) -> Iterator[Executor | None]:
+    """A pool of ``workers`` spawned processes (one torch thread each), or ``None`` for ``workers == 1``.
+
+    Open it once per experiment: starting a spawned worker imports torch (seconds).
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if workers == 1:
+        yield None
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        yield pool
+
+
+def run_sweep(task: Callable[..., dict], jobs: Sequence[dict], pool: Executor | None, label: str) -> list[dict]:
+    """``[task(**job) for job in jobs]`` on ``pool`` (in-process when ``None``), with a progress bar."""
+    if pool is None:
+        return [task(**job) for job in progress(jobs, label=label)]
+    futures = {pool.submit(task, **job): index for index, job in enumerate(jobs)}
+    results: list[dict | None] = [None] * len(jobs)
+    for future in progress(as_completed(futures), total=len(jobs), label=label):
+        results[futures[future]] = future.result()
+    return results
+
+
+def write_json(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def save_figure(path: Path, draw: Callable) -> str | None:
+    """Call ``draw(pyplot)`` to build a figure and save it as ``path``; ``None`` when matplotlib is missing.
+
+    Uses the non-interactive Agg backend. A missing matplotlib skips the PNG with a message instead of
+    failing the experiment: the JSON and the table carry the same numbers.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"matplotlib is not installed: skipped the figure {path}")
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure = draw(plt)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return str(path)
