@@ -19,7 +19,7 @@ starts (best of several restarts):
 - ``embed_start``: ``embed`` loaded with ``embed_2n`` of the target's factors: error 0 at step 0.
 
 All layers use the default QR maps. Between L-BFGS chunks the parameters are reset to their Q factors
-when ill-conditioned (:func:`analysis.kernel_fit.recondition_qr`; the kernel does not change): without
+when ill-conditioned (:meth:`orthoconv.BCOP.recondition_`; the kernel does not change): without
 it the optimizer drifts toward singular ``h_param`` and stalls. ``matched_plain`` is ``matched``
 without that reset, kept to measure the effect; every result records the smallest singular value of
 ``h_param`` at the end of the fit.
@@ -40,7 +40,7 @@ from orthoconv.invariants import embed_2n, sample_bcop_factors
 from orthoconv.table import format_table
 
 from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
-from .kernel_fit import ParameterClass, lbfgs_fit, operator_gap, recondition_qr
+from .kernel_fit import ParameterClass, lbfgs_fit, operator_gap
 
 METHODS = ("half", "matched_plain", "matched", "embed", "embed_start")
 SUCCESS = 1e-10
@@ -91,7 +91,7 @@ def fit_layer(layer: BCOP, target: torch.Tensor, max_iter: int, recondition: boo
     """Stage 1: ``||K_11 - T||``; stage 2 (2n layers only): also ``||K_12||, ||K_21||``. Block errors after each."""
     n = target.shape[0]
     params = list(layer.parameters())
-    reset = (lambda: recondition_qr(layer)) if recondition else None
+    reset = layer.recondition_ if recondition else None
 
     def block_error() -> float:
         with torch.no_grad():

@@ -19,7 +19,6 @@ from torch import Tensor, nn
 
 from orthoconv import BCOP
 from orthoconv.invariants import ComponentInvariants, bcop_invariants
-from orthoconv.orthogonal import qr_orthogonal
 from orthoconv.spectral import conv_spectral_norm
 
 
@@ -83,7 +82,7 @@ def lbfgs_fit(
     it falls below ``tol`` or after ``max_iter`` iterations. A chunk without progress clears the L-BFGS
     memory (a stale curvature history can stall the line search); a second one in a row stops the fit.
     ``recondition``, called after every chunk, may re-parameterize without changing the residual (see
-    :func:`recondition_qr`); when it returns true the memory is cleared too (its curvature pairs are stale).
+    :meth:`orthoconv.BCOP.recondition_`); when it returns true the memory is cleared too (its curvature pairs are stale).
     """
     params = list(params)
 
@@ -120,30 +119,6 @@ def lbfgs_fit(
             optimizer = fresh_optimizer()
         just_reset = stalled and not reconditioned
     return FitTrace(tuple(iterations), tuple(errors))
-
-
-def recondition_qr(layer: BCOP, max_condition: float = 100.0) -> bool:
-    """Replace ``h_param`` and ``pq_param`` of a QR-parameterized BCOP by their Q factors when their
-    condition number exceeds ``max_condition``; the kernel does not change.
-
-    ``qr_orthogonal(A) = qr_orthogonal(qr_orthogonal(A))``, and the first r columns of the Q factor
-    depend only on the first r columns of ``A``, so every ``H`` and projector is kept. The QR map is
-    invariant under ``A -> A R`` (R upper triangular, positive diagonal), and gradient steps drift along
-    those flat directions toward singular ``A``, where the map is discontinuous and badly conditioned:
-    L-BFGS then stalls at errors far from any minimum. Resetting ``A`` to its Q factor undoes the drift.
-    """
-    if layer.method != "qr":
-        raise ValueError(f"recondition_qr needs a layer with method='qr', got {layer.method!r}")
-    changed = False
-    with torch.no_grad():
-        for param in (layer.h_param, layer.pq_param):
-            if param.numel() == 0:
-                continue
-            sigma = torch.linalg.svdvals(param)
-            if float((sigma[..., 0] / sigma[..., -1]).max()) > max_condition:
-                param.copy_(qr_orthogonal(param))
-                changed = True
-    return changed
 
 
 def fit_class_to_kernel(

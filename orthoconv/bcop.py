@@ -175,6 +175,29 @@ class BCOP(nn.Module):
                 conv.bias.copy_(self.bias)
         return conv
 
+    @torch.no_grad()
+    def recondition_(self, max_condition: float = 100.0) -> bool:
+        """Replace ``h_param`` and ``pq_param`` by their Q factors where their condition number exceeds
+        ``max_condition``; the kernel does not change. Returns whether anything was replaced.
+
+        The QR map is invariant under ``A -> A R`` (R upper triangular with positive diagonal) and keeps
+        the span of the first r columns, so ``orthogonal(orthogonal(A)) = orthogonal(A)`` and every ``H``
+        and projector is kept. Gradient steps drift along those flat directions towards singular ``A``,
+        where the map is discontinuous and badly conditioned; calling this between optimizer steps undoes
+        the drift. Only for ``method="qr"``.
+        """
+        if self.method != "qr":
+            raise ValueError(f"recondition_ needs method='qr', this layer has method={self.method!r}")
+        changed = False
+        for param in (self.h_param, self.pq_param):
+            if param.numel() == 0:
+                continue
+            sigma = torch.linalg.svdvals(param)
+            if float((sigma[..., 0] / sigma[..., -1]).max()) > max_condition:
+                param.copy_(orthogonal(param, "qr"))
+                changed = True
+        return changed
+
     def config(self) -> dict:
         """The constructor arguments that fix the kernel's structure (saved in ``state_dict``)."""
         return {

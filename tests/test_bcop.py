@@ -204,3 +204,20 @@ def test_bad_forward_input_names_the_problem():
         layer.h_param[0, 0] = float("nan")
     with pytest.raises(ValueError, match="nan or inf"):
         layer.kernel()
+
+
+def test_recondition_keeps_the_kernel_and_restores_conditioning():
+    torch.manual_seed(0)
+    layer = BCOP(5, 5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        layer.h_param.mul_(torch.logspace(0, -9, 5, dtype=torch.float64))
+        layer.pq_param.mul_(torch.logspace(0, 8, layer.pq_param.shape[-1], dtype=torch.float64))
+    before = layer.kernel().detach()
+    assert layer.recondition_()
+    assert torch.allclose(layer.kernel(), before, atol=1e-12)
+    for param in (layer.h_param, layer.pq_param):
+        sigma = torch.linalg.svdvals(param.detach())
+        assert float((sigma[..., 0] / sigma[..., -1]).max()) < 1 + 1e-12
+    assert not layer.recondition_()
+    with pytest.raises(ValueError, match="needs method='qr'"):
+        BCOP(2, 2, 2, method="expm").recondition_()
