@@ -13,6 +13,17 @@ from . import invariants
 from .invariants import ComponentInvariants, component_invariants, embed_2n, sample_bcop_factors
 from .spectral import conv_singular_values, conv_spectral_norm
 from .verify import check_orthogonal, gradient_norm_ratio
+from . import certify, gram
+from .cayley import CayleyConv
+from .certify import certified_accuracy, certified_radii, lipschitz_bound, zero_padding_norm_bound
+from .downsample import InvertibleDownsampling, StridedBCOP
+from .gram import gram_iteration_norm
+from .linear import OrthogonalLinear
+from .ossn import OSSN
+from .rkl2ne import RKL2NE
+from .rko import RKO
+from .soc import SOC, soc_deviation
+from .svcm import SVCM, svcm_project
 
 __version__ = "0.1.0"
 
@@ -37,4 +48,22 @@ __all__ = [
     "spectral",
     "transfer_function",
     "verify",
+    "CayleyConv",
+    "InvertibleDownsampling",
+    "OSSN",
+    "OrthogonalLinear",
+    "RKL2NE",
+    "RKO",
+    "SOC",
+    "SVCM",
+    "StridedBCOP",
+    "certified_accuracy",
+    "certified_radii",
+    "certify",
+    "gram",
+    "gram_iteration_norm",
+    "lipschitz_bound",
+    "soc_deviation",
+    "svcm_project",
+    "zero_padding_norm_bound",
 ]

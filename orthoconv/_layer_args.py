@@ -1,0 +1,97 @@
+"""Argument checks shared by the Lipschitz and orthogonal layers (``nn.Conv2d``-like constructors).
+
+Every check raises ``ValueError`` (bad value) or ``TypeError`` (bad type) naming the argument and
+what is supported, so that no layer silently ignores or reinterprets an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .conv import check_padding_mode
+
+DTYPES = (torch.float32, torch.float64)
+
+
+def positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def pair(value, name: str) -> tuple[int, int]:
+    """An int or a pair of ints as ``(a, b)`` (each positive)."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        return positive_int(value[0], name), positive_int(value[1], name)
+    value = positive_int(value, name)
+    return value, value
+
+
+def square_kernel_size(kernel_size) -> int:
+    """``k`` from ``k`` or ``(k, k)``; rectangular kernels are not supported by these layers."""
+    kh, kw = pair(kernel_size, "kernel_size")
+    if kh != kw:
+        raise ValueError(f"kernel_size must be square (k or (k, k)), got {kernel_size!r}")
+    return kh
+
+
+def check_stride_padding(stride, padding, kernel_size: int, layer: str) -> None:
+    """Stride-1 "same" layers: ``stride`` must be 1 and ``padding`` ``"same"`` (or the int that means
+    "same" for an odd kernel). Anything else raises instead of being ignored."""
+    if pair(stride, "stride") != (1, 1):
+        raise ValueError(
+            f"{layer} supports stride 1 only, got stride={stride!r}; for a strided orthogonal layer use "
+            "orthoconv.StridedBCOP (invertible downsampling followed by an orthogonal convolution)"
+        )
+    if padding == "same":
+        return
+    same = (kernel_size - 1) // 2
+    as_pair = isinstance(padding, Sequence) and not isinstance(padding, str) and tuple(padding) == (same, same)
+    if not (kernel_size % 2 == 1 and (padding == same or as_pair)):
+        raise ValueError(
+            f"{layer} keeps the image size: padding must be 'same' (or {same} for an odd kernel), "
+            f"got padding={padding!r}"
+        )
+
+
+def check_mode(padding_mode: str, supported=("circular", "zeros"), layer: str = "layer") -> str:
+    check_padding_mode(padding_mode)
+    if padding_mode not in supported:
+        raise ValueError(f"{layer} supports padding_mode in {supported}, got {padding_mode!r}")
+    return padding_mode
+
+
+def check_dtype(dtype) -> None:
+    if dtype is not None and dtype not in DTYPES:
+        raise TypeError(f"dtype must be torch.float32 or torch.float64 (or None for the default), got {dtype}")
+
+
+def image_size(input_size, name: str = "input_size") -> tuple[int, int]:
+    """``(H, W)`` from an int or a pair of positive ints."""
+    if isinstance(input_size, int) and not isinstance(input_size, bool):
+        input_size = (input_size, input_size)
+    try:
+        H, W = (int(s) for s in input_size)
+        exact = all(int(s) == s and not isinstance(s, bool) for s in input_size)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an int or a pair (H, W) of positive integers, got {input_size!r}") from None
+    if not exact or H < 1 or W < 1:
+        raise ValueError(f"{name} must be positive integers (H, W), got {input_size!r}")
+    return H, W
+
+
+def check_image(x: Tensor, channels: int, layer: str) -> None:
+    """``x`` must be a floating ``(N, channels, H, W)`` batch."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{layer}: x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"{layer}: x must be a 4-D batch (N, C, H, W), got shape {tuple(x.shape)}")
+    if x.shape[1] != channels:
+        raise ValueError(f"{layer}: x has {x.shape[1]} channels, the layer expects in_channels = {channels}")
+    if not x.is_floating_point():
+        raise TypeError(f"{layer}: x must be a floating point tensor, got dtype {x.dtype}")

@@ -1,0 +1,144 @@
+"""Cayley convolution (Trockman & Kolter, "Orthogonalizing Convolutional Layers with the Cayley
+Transform", ICLR 2021): orthogonal for ONE image size, computed in the Fourier domain.
+
+With circular padding on ``H x W`` images the operator acts on each frequency separately. From a
+parameter kernel ``V`` (``c x c``, ``c = max(c_in, c_out)``, ``k x k``) take ``Vhat(w) = rfft2(V)`` at
+the ``H (W // 2 + 1)`` frequencies of the half spectrum and
+
+    A(w) = Vhat(w) - Vhat(w)^H          (skew-Hermitian: eigenvalues on the imaginary axis),
+    Q(w) = (I + A(w))^{-1} (I - A(w))   (the Cayley transform: unitary, I + A is always invertible).
+
+The layer computes ``yhat(w) = Q(w) xhat(w)`` and ``y = irfft2(yhat)``. Since ``Vhat(-w) =
+conj(Vhat(w))`` for a real ``V``, ``Q(-w) = conj(Q(w))`` and ``y`` is real; ``Q`` unitary at every
+frequency makes the operator orthogonal on ``H x W`` (and on no other size in general: the kernel of
+the operator has ``H x W`` taps, see :func:`cayley_kernel`). Channel change as in the paper: with
+``c_in < c_out`` the input is zero-padded to ``c`` channels (an isometry: the first ``c_in`` columns of
+``Q``), with ``c_in > c_out`` the first ``c_out`` output channels are kept (a co-isometry).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ._layer_args import (
+    check_dtype,
+    check_image,
+    check_mode,
+    check_stride_padding,
+    image_size,
+    positive_int,
+    square_kernel_size,
+)
+from .spectral import fold_kernel
+
+
+def cayley_transfer(V: Tensor, input_size) -> Tensor:
+    """``Q(w) = (I + A)^{-1} (I - A)``, ``A = Vhat - Vhat^H``, on the half spectrum: ``(H, W // 2 + 1, c, c)``."""
+    if not isinstance(V, Tensor) or V.dim() != 4 or V.shape[0] != V.shape[1]:
+        raise ValueError(f"V must be a square-channel kernel (c, c, kh, kw), got {getattr(V, 'shape', V)!r}")
+    H, W = image_size(input_size)
+    Vhat = torch.fft.rfft2(fold_kernel(V, (H, W))).permute(2, 3, 0, 1)  # taps beyond the image wrap
+    A = Vhat - Vhat.mH
+    eye = torch.eye(V.shape[0], dtype=A.dtype, device=A.device)
+    return torch.linalg.solve(eye + A, eye - A)
+
+
+def _origin_phase(H: int, W: int, dtype: torch.dtype, device) -> Tensor:
+    """``exp(-2 pi i (u b_h / H + v b_w / W))`` on the half spectrum, ``b = ((H - 1) // 2, (W - 1) // 2)``:
+    the shift between tap index and offset of an ``H x W`` kernel in :func:`orthoconv.conv.conv2d_same`."""
+    u = torch.arange(H, device=device)[:, None]
+    v = torch.arange(W // 2 + 1, device=device)[None, :]
+    turns = ((u * ((H - 1) // 2)) % H).to(torch.float64) / H + ((v * ((W - 1) // 2)) % W).to(torch.float64) / W
+    angle = (-2 * math.pi * turns).to(dtype)
+    return torch.polar(torch.ones_like(angle), angle)
+
+
+def cayley_kernel(Q: Tensor, input_size) -> Tensor:
+    """The ``(c_out, c_in, H, W)`` real kernel whose same-size circular convolution
+    (:func:`orthoconv.conv.conv2d_same`) is the map ``x -> irfft2(Q rfft2(x))``.
+
+    For a real kernel with taps at offsets ``p - b``, ``yhat(w) = conj(K(w)) exp(-2 pi i w.b) xhat(w)``
+    (``K`` the ``rfft2`` of the taps), so ``K(w) = conj(Q(w)) exp(-2 pi i w.b)`` and the taps are its
+    ``irfft2``.
+    """
+    H, W = image_size(input_size)
+    K = Q.conj() * _origin_phase(H, W, Q.real.dtype, Q.device)[..., None, None]
+    return torch.fft.irfft2(K.permute(2, 3, 0, 1), s=(H, W))
+
+
+class CayleyConv(nn.Module):
+    """An orthogonal convolution on ``input_size`` images by the Cayley transform per frequency.
+
+    Args:
+        in_channels, out_channels, kernel_size: as ``nn.Conv2d``; ``kernel_size`` is the support of the
+            parameter ``V`` (square, any k >= 1; taps beyond the image wrap around), the operator itself
+            has ``H x W`` taps.
+        input_size: ``(H, W)`` (or an int), the one image size the layer is orthogonal for; other
+            sizes raise ``ValueError``.
+        bias: add a learnable bias.
+        padding_mode: only ``"circular"`` (the construction is a circular convolution).
+        stride, padding: only ``1`` and ``"same"``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        input_size,
+        bias: bool = True,
+        padding_mode: str = "circular",
+        stride=1,
+        padding="same",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
+        self.kernel_size = square_kernel_size(kernel_size)
+        check_stride_padding(stride, padding, self.kernel_size, "CayleyConv")
+        self.padding_mode = check_mode(padding_mode, ("circular",), "CayleyConv")
+        self.input_size = image_size(input_size)
+        check_dtype(dtype)
+        c = max(in_channels, out_channels)
+        factory = {"device": device, "dtype": dtype}
+        k = self.kernel_size
+        self.weight = nn.Parameter(torch.empty(c, c, k, k, **factory))
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def transfer(self) -> Tensor:
+        """``Q(w)[:c_out, :c_in]`` on the half spectrum, ``(H, W // 2 + 1, c_out, c_in)`` complex."""
+        if not bool(torch.isfinite(self.weight).all()):
+            raise ValueError("CayleyConv: the parameter has nan or inf entries")
+        Q = cayley_transfer(self.weight, self.input_size)
+        return Q[..., : self.out_channels, : self.in_channels]
+
+    def kernel(self) -> Tensor:
+        """The equivalent ``(c_out, c_in, H, W)`` kernel for ``conv2d_same(x, kernel, "circular")``."""
+        return cayley_kernel(self.transfer(), self.input_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_image(x, self.in_channels, "CayleyConv")
+        if tuple(x.shape[-2:]) != self.input_size:
+            raise ValueError(f"CayleyConv is orthogonal for {self.input_size} images only, got {tuple(x.shape[-2:])}")
+        H, W = self.input_size
+        xhat = torch.fft.rfft2(x)
+        yhat = torch.einsum("uvoi,niuv->nouv", self.transfer(), xhat)
+        y = torch.fft.irfft2(yhat, s=(H, W))
+        return y if self.bias is None else y + self.bias[:, None, None]
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"input_size={self.input_size}, bias={self.bias is not None}"
+        )

@@ -1,0 +1,176 @@
+"""OSSN: one-sided spectral normalization of a convolution (a baseline in Li et al. 2019).
+
+    W_eff = W / max(1, sigma),   sigma ~ ||conv(W)||_2 on the layer's image size,
+
+with ``sigma`` estimated by power iteration on the true operator (Miyato et al. 2018, made one-sided
+and applied to the convolution rather than the reshaped kernel, as in Gouk et al. 2018 and the BCOP
+paper's OSSN baseline): ``u <- A^T A u / ||A^T A u||`` with ``A = conv(W)`` and its adjoint
+(:func:`orthoconv.conv.conv2d_same`, :func:`orthoconv.conv.conv2d_same_adjoint`, the layer's padding),
+and ``sigma = ||A u||`` for the unit iterate ``u``. The iterate persists in a buffer; each training
+forward runs ``n_power_iterations`` more steps (no gradient), and the gradient flows through ``sigma``
+with ``u`` held fixed. Kernels with ``sigma <= 1`` are left unchanged (one-sided).
+
+``sigma`` is a LOWER bound of the norm (a Rayleigh quotient), so ``||conv(W_eff)|| = ||conv(W)|| /
+sigma >= 1`` whenever it rescales: the layer is 1-Lipschitz only up to the power iteration's error.
+:meth:`OSSN.lipschitz_bound` therefore never uses the iterate: it returns the exact FFT norm of the
+effective kernel (circular padding) or the certified upper end of
+:func:`orthoconv.spectral.conv_spectral_norm` (zero padding: dense SVD when small, else the circular
+norm on the image enlarged by ``k - 1``).
+
+The image size: ``input_size`` in the constructor, or, when omitted (``None``), taken from the first
+input; it then stays fixed (a different size raises ``ValueError``, since ``sigma`` belongs to one
+operator). The iterate is initialized with ``warmup_iterations`` power steps.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ._layer_args import (
+    check_dtype,
+    check_image,
+    check_mode,
+    check_stride_padding,
+    image_size,
+    positive_int,
+    square_kernel_size,
+)
+from .conv import conv2d_same, conv2d_same_adjoint
+from .spectral import circular_spectral_norm, conv_spectral_norm
+
+
+def power_iteration_step(u: Tensor, kernel: Tensor, padding_mode: str, steps: int) -> Tensor:
+    """``steps`` normalized power-iteration steps ``u <- A^T A u / ||A^T A u||`` (no gradient)."""
+    with torch.no_grad():
+        for _ in range(steps):
+            v = conv2d_same_adjoint(conv2d_same(u, kernel, padding_mode), kernel, padding_mode)
+            norm = torch.linalg.vector_norm(v)
+            if not bool(norm > 0):  # u in the null space: restart from a fresh direction
+                v, norm = torch.randn_like(u), None
+            u = v / (torch.linalg.vector_norm(v) if norm is None else norm)
+    return u
+
+
+def rayleigh_sigma(u: Tensor, kernel: Tensor, padding_mode: str) -> Tensor:
+    """``||A u|| / ||u||``, differentiable in the kernel: a lower bound on ``||A||_2``."""
+    u = u.detach()
+    return torch.linalg.vector_norm(conv2d_same(u, kernel, padding_mode)) / torch.linalg.vector_norm(u)
+
+
+class OSSN(nn.Module):
+    """One-sided spectral normalization ``W / max(1, sigma)`` of a stride-1 same-size convolution.
+
+    Args:
+        in_channels, out_channels, kernel_size, bias: as ``nn.Conv2d`` (square kernels).
+        padding_mode: ``"circular"`` (default) or ``"zeros"``; the power iteration uses the same one.
+        input_size: ``(H, W)`` (or an int) of the images, or ``None`` to take it from the first input.
+        n_power_iterations: power steps per training forward (default 2).
+        warmup_iterations: power steps when the iterate is created (default 20).
+        stride, padding: only ``1`` and ``"same"``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        bias: bool = True,
+        padding_mode: str = "circular",
+        input_size=None,
+        n_power_iterations: int = 2,
+        warmup_iterations: int = 20,
+        stride=1,
+        padding="same",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
+        self.kernel_size = square_kernel_size(kernel_size)
+        check_stride_padding(stride, padding, self.kernel_size, "OSSN")
+        self.padding_mode = check_mode(padding_mode, layer="OSSN")
+        self.n_power_iterations = positive_int(n_power_iterations, "n_power_iterations")
+        if isinstance(warmup_iterations, bool) or not isinstance(warmup_iterations, int) or warmup_iterations < 0:
+            raise ValueError(f"warmup_iterations must be a non-negative integer, got {warmup_iterations!r}")
+        self.warmup_iterations = warmup_iterations
+        check_dtype(dtype)
+        factory = {"device": device, "dtype": dtype}
+        k = self.kernel_size
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, k, k, **factory))
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.register_buffer("u", torch.empty(0, **factory))
+        self.reset_parameters()
+        if input_size is not None:
+            self._init_iterate(image_size(input_size))
+
+    def reset_parameters(self) -> None:
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)  # nn.Conv2d's default
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+        if self.u.numel():
+            self._init_iterate(self.input_size)
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """The image size the normalization is for (``None`` until known)."""
+        return tuple(self.u.shape[-2:]) if self.u.numel() else None
+
+    def _init_iterate(self, size: tuple[int, int]) -> None:
+        w = self.weight
+        u = torch.randn(1, self.in_channels, *size, dtype=w.dtype, device=w.device)
+        u = u / torch.linalg.vector_norm(u)
+        self.u = power_iteration_step(u, w.detach(), self.padding_mode, self.warmup_iterations)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        saved = state_dict.get(prefix + "u")
+        if saved is not None and saved.shape != self.u.shape and self.u.numel() == 0:
+            self.u = torch.empty_like(saved, device=self.u.device, dtype=self.u.dtype)  # adopt the saved size
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _check_size(self, size: tuple[int, int]) -> None:
+        if self.input_size is None:
+            self._init_iterate(size)
+        elif size != self.input_size:
+            raise ValueError(
+                f"OSSN is normalized for {self.input_size[0]}x{self.input_size[1]} images, got {size[0]}x{size[1]}; "
+                "use one OSSN layer per image size"
+            )
+
+    def sigma(self) -> Tensor:
+        """The current estimate ``||conv(W) u||`` (a lower bound on the norm), differentiable in W."""
+        if self.input_size is None:
+            raise ValueError("OSSN: the image size is unknown; pass input_size or run a forward pass first")
+        return rayleigh_sigma(self.u, self.weight, self.padding_mode)
+
+    def kernel(self) -> Tensor:
+        """The effective kernel ``W / max(1, sigma)`` (no iterate update), differentiable."""
+        return self.weight / self.sigma().clamp_min(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_image(x, self.in_channels, "OSSN")
+        self._check_size(tuple(x.shape[-2:]))
+        if self.training:
+            self.u = power_iteration_step(self.u, self.weight.detach(), self.padding_mode, self.n_power_iterations)
+        y = conv2d_same(x, self.kernel(), self.padding_mode)
+        return y if self.bias is None else y + self.bias[:, None, None]
+
+    def lipschitz_bound(self, input_size=None) -> float:
+        """A certified bound on the effective kernel's operator norm on ``input_size`` (default: the
+        layer's): exact FFT norm (circular) or the certified upper end of ``conv_spectral_norm``
+        (zeros), in float64. Never the power iterate."""
+        size = self.input_size if input_size is None else image_size(input_size)
+        if size is None:
+            raise ValueError("OSSN.lipschitz_bound: the image size is unknown; pass input_size")
+        kernel = self.kernel().detach().to(torch.float64)
+        if self.padding_mode == "circular":
+            return circular_spectral_norm(kernel, size)
+        return conv_spectral_norm(kernel, size, "zeros").upper
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"padding_mode={self.padding_mode!r}, input_size={self.input_size}, "
+            f"n_power_iterations={self.n_power_iterations}, bias={self.bias is not None}"
+        )

@@ -1,0 +1,111 @@
+"""RK-L2NE: the L2-nonexpansive scaling of Qian & Wegman (ICLR 2019) on the reshaped kernel.
+
+With ``M = M(V)`` the ``(c_out, c_in k^2)`` reshaping of the kernel (as in :mod:`orthoconv.rko`):
+
+    W = V / (k sqrt(min(||M M^T||_inf, ||M^T M||_inf))),
+
+``||.||_inf`` the INDUCED infinity norm (largest absolute row sum). Why it certifies ``||conv(W)|| <= 1``:
+
+1. ``||M||_2^2 = rho(M M^T) <= ||M M^T||_inf`` (every induced norm bounds the spectral radius), and
+   the same for ``M^T M``, so ``||M||_2 <= sqrt(min(...))``;
+2. the patch argument (:func:`orthoconv.certify.reshaped_kernel_bound`): ``||conv(V)|| <= k ||M(V)||_2``
+   for every image size, circular or zero padding.
+
+Checked against the dense operator in the tests: the formula as written certifies. It stops
+certifying if ``||.||_inf`` is read as the largest ABSOLUTE ENTRY (``max |a_ij|``, what
+``torch.norm(x, float('inf'))`` returns for a matrix): that is not an operator norm and underestimates
+``||M||_2`` (e.g. an all-ones ``c x c`` Gram has max entry 1 but norm ``c``). It also needs the full
+factor ``k``: the patch bound is tight for kernels with equal taps (operator norm at frequency 0 is
+``||sum_p V_p|| = k^2 ||V_0||`` while ``||M|| = k ||V_0||``), so ``sqrt(k)`` or no factor fails.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ._layer_args import check_dtype, check_image, check_mode, check_stride_padding, positive_int, square_kernel_size
+from .certify import reshaped_kernel_bound
+from .conv import conv2d_same
+from .spectral import _check_kernel
+
+
+def l2ne_scale(V: Tensor) -> Tensor:
+    """``sqrt(kh kw) sqrt(min(||M M^T||_inf, ||M^T M||_inf))``, a certified bound on ``||conv(V)||_2``
+    for every image size (module docstring); differentiable, a 0-dim tensor."""
+    _check_kernel(V)
+    kh, kw = V.shape[-2:]
+    M = V.reshape(V.shape[0], -1)
+    left = torch.linalg.matrix_norm(M @ M.transpose(0, 1), ord=math.inf)
+    right = torch.linalg.matrix_norm(M.transpose(0, 1) @ M, ord=math.inf)
+    return math.sqrt(kh * kw) * torch.minimum(left, right).sqrt()
+
+
+def rkl2ne_kernel(V: Tensor) -> Tensor:
+    """``V / l2ne_scale(V)``; raises for a zero kernel (the scale is 0)."""
+    scale = l2ne_scale(V)
+    if not bool(scale > 0):
+        raise ValueError("RK-L2NE: the kernel is zero, its scale is 0 and the normalization is undefined")
+    return V / scale
+
+
+class RKL2NE(nn.Module):
+    """A 1-Lipschitz stride-1 convolution by the L2NE scaling (Qian & Wegman 2019) of its kernel.
+
+    Args:
+        in_channels, out_channels, kernel_size, bias: as ``nn.Conv2d`` (square kernels).
+        padding_mode: ``"circular"`` (default) or ``"zeros"``; the bound holds for both and every size.
+        stride, padding: only ``1`` and ``"same"``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        bias: bool = True,
+        padding_mode: str = "circular",
+        stride=1,
+        padding="same",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
+        self.kernel_size = square_kernel_size(kernel_size)
+        check_stride_padding(stride, padding, self.kernel_size, "RKL2NE")
+        self.padding_mode = check_mode(padding_mode, layer="RKL2NE")
+        check_dtype(dtype)
+        factory = {"device": device, "dtype": dtype}
+        k = self.kernel_size
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, k, k, **factory))
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def kernel(self) -> Tensor:
+        """The current kernel ``V / l2ne_scale(V)``, differentiable."""
+        return rkl2ne_kernel(self.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_image(x, self.in_channels, "RKL2NE")
+        y = conv2d_same(x, self.kernel(), self.padding_mode)
+        return y if self.bias is None else y + self.bias[:, None, None]
+
+    def lipschitz_bound(self) -> float:
+        """``k ||M(W)||_2`` of the scaled kernel (float64): certified for every image size and both
+        paddings, and ``<= 1`` by construction (it is at most the L2NE quantity, which is 1)."""
+        return reshaped_kernel_bound(self.kernel().detach())
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"padding_mode={self.padding_mode!r}, bias={self.bias is not None}"
+        )

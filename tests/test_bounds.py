@@ -1,0 +1,258 @@
+"""Certified bounds against exact references: dense-operator SVD (float64) and exact FFT spectra."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import orthoconv as oc
+from orthoconv.certify import (
+    certified_accuracy,
+    certified_radii,
+    lipschitz_bound,
+    reshaped_kernel_bound,
+    tap_norm_bound,
+    zero_padding_norm_bound,
+)
+from orthoconv.gram import gram_iteration_norm, gram_log_bounds, gram_spectral_norm_bound
+from orthoconv.spectral import circular_spectral_norm, conv_singular_values, dense_operator, frequency_response
+
+from strategies import conv_shapes
+
+F64 = torch.float64
+examples = settings(max_examples=30, deadline=None)
+
+
+def kernel_of(shape, seed, scale=1.0):
+    return scale * torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
+
+
+def dense_norm(kernel, size, padding):
+    """Largest singular value of the dense operator (LAPACK through torch, which runs on one thread here)."""
+    return float(torch.linalg.svdvals(dense_operator(kernel, size, padding))[0])
+
+
+# ---------------------------------------------------------------- Gram iteration (circular)
+
+
+@examples
+@given(shape=conv_shapes(), seed=st.integers(0, 2**16), n_iter=st.integers(0, 7))
+def test_gram_bound_encloses_the_dense_norm(shape, seed, n_iter):
+    """exact <= gram <= exact * r^(2^-(n+1)), r = min(c_in, c_out): the Schatten-norm sandwich."""
+    c_out, c_in, kh, kw, H, W = shape
+    kernel = kernel_of((c_out, c_in, kh, kw), seed)
+    exact = dense_norm(kernel, (H, W), "circular")
+    bound = gram_iteration_norm(kernel, (H, W), n_iter)
+    assert exact * (1 - 1e-12) <= bound <= exact * min(c_in, c_out) ** (2.0 ** -(n_iter + 1)) * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("c, k, n", [(16, 3, 8), (32, 3, 16), (24, 5, 12)])
+def test_gram_is_close_to_exact_after_eight_steps(c, k, n):
+    kernel = kernel_of((c, c, k, k), c + k + n)
+    exact = float(conv_singular_values(kernel, (n, n)).max())
+    assert gram_iteration_norm(kernel, (n, n), 8) == pytest.approx(exact, rel=1e-6, abs=0)
+    assert gram_iteration_norm(kernel, (n, n), 8) >= exact * (1 - 1e-14)
+
+
+@examples
+@given(shape=conv_shapes(), seed=st.integers(0, 2**16), n_iter=st.integers(0, 6))
+def test_dropping_frequencies_does_not_change_the_bound(shape, seed, n_iter):
+    c_out, c_in, kh, kw, H, W = shape
+    K = frequency_response(kernel_of((c_out, c_in, kh, kw), seed), (H, W))
+    full = math.exp(float(gram_log_bounds(K, n_iter).max()))
+    assert gram_spectral_norm_bound(K, n_iter) == pytest.approx(full, rel=1e-12)
+    per_matrix = torch.linalg.matrix_norm(K, ord=2)
+    assert bool((gram_log_bounds(K, n_iter).exp() >= per_matrix * (1 - 1e-12)).all())
+
+
+def test_gram_never_overflows_and_is_homogeneous():
+    kernel = kernel_of((8, 8, 3, 3), 0)
+    base = gram_iteration_norm(kernel, (6, 6), 12)
+    for scale in (1e-150, 1e150):
+        assert gram_iteration_norm(scale * kernel, (6, 6), 12) == pytest.approx(scale * base, rel=1e-12)
+    assert gram_iteration_norm(torch.zeros(3, 2, 3, 3, dtype=F64), (4, 4)) == 0.0
+
+
+def test_gram_max_over_frequencies_is_not_the_stack_frobenius():
+    """A kernel with two equally strong frequencies: one Gram iteration on the whole stack would give
+    2^(2^-(t+1)) times too much; the per-frequency maximum is exact for rank-1 transfer matrices."""
+    kernel = torch.zeros(1, 1, 1, 2, dtype=F64)
+    kernel[0, 0, 0, 0], kernel[0, 0, 0, 1] = 1.0, 1.0  # K(w) = 1 + w: |K| = 2 at w = 1 only
+    assert gram_iteration_norm(kernel, (1, 4), 3) == pytest.approx(2.0, rel=1e-14)
+
+
+# ---------------------------------------------------------------- zero padding
+
+
+@examples
+@given(shape=conv_shapes(max_side=6), seed=st.integers(0, 2**16), n_iter=st.integers(0, 6), crop=st.booleans())
+def test_zero_padding_bound_is_certified(shape, seed, n_iter, crop):
+    c_out, c_in, kh, kw, H, W = shape
+    kernel = kernel_of((c_out, c_in, kh, kw), seed)
+    exact = dense_norm(kernel, (H, W), "zeros")
+    bound = zero_padding_norm_bound(kernel, (H, W) if crop else None, n_iter)
+    assert bound >= exact * (1 - 1e-12)
+    if not crop:  # size independent: at least the circular norm on every size (a sup over the torus)
+        for size in [(H, W), (7, 5), (16, 16)]:
+            assert bound >= circular_spectral_norm(kernel, size) * (1 - 1e-12)
+
+
+@examples
+@given(
+    c_in=st.integers(1, 3), c_out=st.integers(1, 3), k=st.integers(1, 4), H=st.integers(2, 6), W=st.integers(2, 6),
+    stride=st.integers(1, 2), padding=st.integers(0, 3), seed=st.integers(0, 2**16),
+)
+def test_cropped_bound_holds_for_any_zero_padding_and_stride(c_in, c_out, k, H, W, stride, padding, seed):
+    """The crop argument only uses the INPUT window: any padding amount or stride is covered."""
+    kernel = kernel_of((c_out, c_in, k, k), seed)
+    basis = torch.eye(c_in * H * W, dtype=F64).reshape(-1, c_in, H, W)
+    if H + 2 * padding < k or W + 2 * padding < k:
+        return
+    out = F.conv2d(basis, kernel, stride=stride, padding=padding)
+    exact = float(torch.linalg.svdvals(out.reshape(c_in * H * W, -1))[0])
+    assert zero_padding_norm_bound(kernel, (H, W), 6) >= exact * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("c, k, n", [(4, 3, 8), (16, 3, 8), (16, 5, 8), (8, 4, 6), (32, 3, 6)])
+def test_zero_padding_bound_is_within_15_percent_with_the_crop(c, k, n):
+    kernel = kernel_of((c, c, k, k), c * k)
+    exact = dense_norm(kernel, (n, n), "zeros")
+    assert exact <= zero_padding_norm_bound(kernel, (n, n), 6) <= 1.15 * exact
+
+
+def test_zero_padding_bound_refuses_to_exceed_its_memory_budget():
+    kernel = kernel_of((8, 8, 3, 3), 0)
+    with pytest.raises(ValueError, match="max_elements"):
+        zero_padding_norm_bound(kernel, None, 6, max_elements=10_000)
+    assert zero_padding_norm_bound(kernel, (4, 4), 6, max_elements=10_000) > 0  # the crop keeps it small
+
+
+@examples
+@given(shape=conv_shapes(max_side=6), seed=st.integers(0, 2**16), padding=st.sampled_from(["circular", "zeros"]))
+def test_reshaped_and_tap_bounds_are_certified(shape, seed, padding):
+    c_out, c_in, kh, kw, H, W = shape
+    kernel = kernel_of((c_out, c_in, kh, kw), seed)
+    exact = dense_norm(kernel, (H, W), padding)
+    assert reshaped_kernel_bound(kernel) >= exact * (1 - 1e-12)
+    assert tap_norm_bound(kernel) >= exact * (1 - 1e-12)
+
+
+# ---------------------------------------------------------------- network bound
+
+
+def network_jacobian_norm(model, c, H, W):
+    x = torch.zeros(1, c, H, W, dtype=F64)
+    jac = torch.autograd.functional.jacobian(model, x).reshape(model(x).numel(), -1)
+    return float(torch.linalg.svdvals(jac)[0])
+
+
+def test_network_bound_is_the_product_and_dominates_the_jacobian():
+    torch.manual_seed(0)
+    layers = [
+        oc.RKO(2, 4, 3, dtype=F64, bias=False),
+        oc.OSSN(4, 4, 3, input_size=(6, 6), dtype=F64, bias=False),
+        torch.nn.Conv2d(4, 4, 3, padding=1, bias=False, dtype=F64),
+        torch.nn.Conv2d(4, 3, 2, stride=2, bias=False, dtype=F64),
+        torch.nn.Flatten(),
+        torch.nn.Linear(27, 5, bias=False, dtype=F64),
+    ]
+    model = torch.nn.Sequential(*layers[:2], torch.nn.Sequential(*layers[2:4]), *layers[4:])
+    with torch.no_grad():
+        layers[2].weight.mul_(3)
+    model.eval()
+    bound = lipschitz_bound(model, (6, 6))
+    expected = (layers[0].lipschitz_bound() * layers[1].lipschitz_bound()
+                * dense_norm(layers[2].weight.detach(), (6, 6), "zeros")
+                * circular_spectral_norm(layers[3].weight.detach(), (7, 7))
+                * float(torch.linalg.matrix_norm(layers[5].weight.detach(), ord=2)))
+    assert bound == pytest.approx(expected, rel=1e-12)
+    assert network_jacobian_norm(model, 2, 6, 6) <= bound * (1 + 1e-12)
+
+
+def test_orthogonal_network_has_bound_one():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        oc.BCOP(2, 4, 3, dtype=F64), oc.MaxMin(), oc.StridedBCOP(4, 16, 3, 2, dtype=F64), oc.GroupSort(4),
+        oc.CayleyConv(16, 16, 3, (4, 4), dtype=F64), oc.InvertibleDownsampling(2), torch.nn.Flatten(),
+        oc.OrthogonalLinear(64, 10, dtype=F64),
+    )
+    assert lipschitz_bound(model, (8, 8)) == pytest.approx(1.0, abs=1e-12)
+    soc = torch.nn.Sequential(oc.SOC(3, 3, 3, terms=6, dtype=F64))
+    assert lipschitz_bound(soc, (5, 5)) == pytest.approx(1 + 1 / math.factorial(7), rel=1e-9)
+
+
+def test_network_bound_rejects_what_it_cannot_certify():
+    with pytest.raises(TypeError, match="no certified bound for layer 1 \\(Tanh\\)"):
+        lipschitz_bound(torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Tanh()), (4, 4))
+    with pytest.raises(ValueError, match="comes after a Flatten"):
+        lipschitz_bound(torch.nn.Sequential(torch.nn.Flatten(), oc.RKO(1, 1, 3)), (4, 4))
+    with pytest.raises(ValueError, match="built for"):
+        lipschitz_bound(torch.nn.Sequential(oc.CayleyConv(1, 1, 3, (5, 5))), (4, 4))
+    with pytest.raises(ValueError, match="dilation"):
+        lipschitz_bound(torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3, dilation=2)), (8, 8))
+    with pytest.raises(ValueError, match="padding_mode 'reflect'"):
+        lipschitz_bound(torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3, padding=1, padding_mode="reflect")), (8, 8))
+    with pytest.raises(TypeError, match="nn.Sequential"):
+        lipschitz_bound(oc.RKO(1, 1, 3), (4, 4))
+
+
+# ---------------------------------------------------------------- certified radii
+
+
+def test_radius_is_a_lower_bound_on_the_distance_to_the_decision_boundary():
+    """For a linear classifier f(x) = W x the exact distance to the boundary between y and j is
+    (f_y - f_j) / ||w_y - w_j||; the certified radius never exceeds it and equals it when the rows of
+    W are orthonormal (then ||w_y - w_j|| = sqrt(2) = sqrt(2) ||W||)."""
+    g = torch.Generator().manual_seed(0)
+    generic = torch.randn(5, 8, generator=g, dtype=F64)
+    for W in (generic, oc.linear.orthogonal_matrix(torch.randn(5, 8, generator=g, dtype=F64))):
+        x = torch.randn(50, 8, generator=g, dtype=F64)
+        logits = x @ W.T
+        labels = logits.argmax(1)
+        L = float(torch.linalg.matrix_norm(W, ord=2))
+        radii = certified_radii(logits, labels, L)
+        diff = W[labels][:, None, :] - W[None, :, :]  # (N, classes, features)
+        gaps = logits.gather(1, labels[:, None]) - logits
+        own = torch.nn.functional.one_hot(labels, 5).bool()
+        dist = (gaps / torch.linalg.vector_norm(diff, dim=-1)).masked_fill(own, math.inf)
+        exact = dist.min(1).values
+        assert bool((radii <= exact * (1 + 1e-12)).all())
+        if abs(L - 1) < 1e-12:
+            assert torch.allclose(radii, exact, rtol=1e-12)
+
+
+def test_certified_accuracy_counts_margins():
+    logits = torch.tensor([[3.0, 1.0, 0.0], [0.0, 2.0, 1.5], [1.0, 1.0, 0.0], [0.0, 1.0, 2.0]])
+    labels = torch.tensor([0, 1, 0, 1])
+    # margins 2, 0.5, 0 (tie), -1
+    assert certified_accuracy(logits, labels, 1.0, 0.0) == 0.5
+    assert certified_accuracy(logits, labels, 2.0, 0.2) == 0.25  # 0.5 <= sqrt(2) 0.2 2 = 0.566 < 2
+    assert certified_accuracy(logits, labels, 1.0, 2.0) == 0.0
+    radii = certified_radii(logits, labels, 2.0)
+    assert torch.allclose(radii, torch.tensor([2.0, 0.5, 0.0, 0.0]) / (2 * math.sqrt(2)))
+
+
+BAD = [
+    (lambda: certified_radii(torch.randn(3), torch.tensor([0, 1, 0]), 1.0), ValueError, "logits"),
+    (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0, 1]), 1.0), ValueError, "labels"),
+    (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0, 1, 2]), 1.0), ValueError, "labels must lie"),
+    (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0.0, 1, 0]), 1.0), TypeError, "integer"),
+    (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0, 1, 0]), 0.0), ValueError, "lipschitz"),
+    (lambda: certified_accuracy(torch.randn(3, 2), torch.tensor([0, 1, 0]), 1.0, -0.1), ValueError, "eps"),
+    (lambda: gram_iteration_norm(torch.randn(2, 2, 3, 3), (4, 4), -1), ValueError, "n_iter"),
+    (lambda: gram_iteration_norm(torch.randn(2, 2, 3), (4, 4)), ValueError, "4-D"),
+    (lambda: gram_iteration_norm(torch.randn(2, 2, 3, 3), (0, 4)), ValueError, "input_size"),
+    (lambda: zero_padding_norm_bound(torch.randn(2, 2, 3, 3), (4, 4), 1.5), ValueError, "n_iter"),
+    (lambda: zero_padding_norm_bound(torch.randn(2, 2, 3, 3), "big"), TypeError, "input_size"),
+    (lambda: zero_padding_norm_bound(torch.full((2, 2, 3, 3), math.nan), None), ValueError, "non-finite"),
+    (lambda: reshaped_kernel_bound(torch.ones(2, 2, 3, 3, dtype=torch.int64)), TypeError, "floating"),
+]
+
+
+@pytest.mark.parametrize("build, error, match", BAD)
+def test_bad_input_raises(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
