@@ -51,13 +51,14 @@ def _check_input(x: Tensor, kernel: Tensor) -> None:
         raise ValueError(f"kernel must be 4-D (c_out, c_in, kh, kw), got shape {tuple(kernel.shape)}")
 
 
-def conv2d_same(x: Tensor, kernel: Tensor, padding_mode: str = "circular") -> Tensor:
-    """``y = conv(W) x`` with stride 1 and output size equal to the input size."""
+def conv2d_same(x: Tensor, kernel: Tensor, padding_mode: str = "circular", bias: Tensor | None = None) -> Tensor:
+    """``y = conv(W) x + b`` with stride 1 and output size equal to the input size (the bias is fused
+    into the convolution, as ``nn.Conv2d`` does)."""
     _check_input(x, kernel)
     if x.shape[1] != kernel.shape[1]:
         raise ValueError(f"x has {x.shape[1]} channels but the kernel expects c_in = {kernel.shape[1]}")
     kh, kw = kernel.shape[-2:]
-    return F.conv2d(pad(x, same_padding(kw) + same_padding(kh), padding_mode), kernel)
+    return F.conv2d(pad(x, same_padding(kw) + same_padding(kh), padding_mode), kernel, bias)
 
 
 def conv2d_same_adjoint(y: Tensor, kernel: Tensor, padding_mode: str = "circular") -> Tensor:

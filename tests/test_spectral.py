@@ -11,6 +11,7 @@ from orthoconv.blocks import bcop_kernel
 from orthoconv.conv import conv2d_same
 from orthoconv.orthogonal import orthogonal, projector
 from orthoconv.spectral import (
+    autocorrelation,
     conv_singular_values,
     conv_spectral_norm,
     dense_operator,
@@ -106,6 +107,19 @@ def test_certificate_bounds_the_true_deviation(c, k, noise, seed):
     assert true_deviation <= certificate.sigma_bound + 1e-14
     if noise == 0:
         assert certificate.sigma_bound < 1e-13
+
+
+@given(shape=conv_shapes(max_channels=4, max_kernel=4, max_side=6), seed=st.integers(0, 2**16))
+def test_autocorrelation_is_the_gram_operator(shape, seed):
+    """``conv(A) = conv(W)^T conv(W)`` (c_in <= c_out); otherwise ``conv(flip A) = conv(W) conv(W)^T``."""
+    c_out, c_in, kh, kw, H, W = shape
+    kernel = kernel_of((c_out, c_in, kh, kw), seed)
+    A = autocorrelation(kernel)
+    D = dense_operator(kernel, (H, W))
+    if c_in <= c_out:
+        assert torch.allclose(dense_operator(A, (H, W)), D.T @ D, atol=1e-10)
+    else:
+        assert torch.allclose(dense_operator(A.flip(-2, -1), (H, W)), D @ D.T, atol=1e-10)
 
 
 def test_certificate_handles_rectangular_kernels():
