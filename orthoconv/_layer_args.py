@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from .conv import check_padding_mode
+from .orthogonal import METHODS
 
 DTYPES = (torch.float32, torch.float64)
 
@@ -19,6 +20,12 @@ DTYPES = (torch.float32, torch.float64)
 def positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def non_negative_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     return value
 
 
@@ -36,7 +43,7 @@ def square_kernel_size(kernel_size) -> int:
     """``k`` from ``k`` or ``(k, k)``; rectangular kernels are not supported by these layers."""
     kh, kw = pair(kernel_size, "kernel_size")
     if kh != kw:
-        raise ValueError(f"kernel_size must be square (k or (k, k)), got {kernel_size!r}")
+        raise ValueError(f"kernel_size must be square (k or (k, k)): square kernels only, got {kernel_size!r}")
     return kh
 
 
@@ -64,6 +71,13 @@ def check_mode(padding_mode: str, supported=("circular", "zeros"), layer: str = 
     if padding_mode not in supported:
         raise ValueError(f"{layer} supports padding_mode in {supported}, got {padding_mode!r}")
     return padding_mode
+
+
+def check_method(method: str) -> str:
+    """An orthogonalization method of :func:`orthoconv.orthogonal.orthogonal`."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
 
 
 def check_dtype(dtype) -> None:

@@ -13,20 +13,13 @@ columns) of ``K`` are kept: a co-isometry (isometry).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor, nn
 
+from ._layer_args import check_method
 from .blocks import bcop_kernel
-from .conv import check_padding_mode, conv2d_same
-from .orthogonal import METHODS, orthogonal
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+from .conv_layer import KernelConv2d
+from .orthogonal import orthogonal
 
 
 def resolve_ranks(projector_ranks, channels: int, kernel_size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -57,7 +50,7 @@ def resolve_ranks(projector_ranks, channels: int, kernel_size: int) -> tuple[tup
     return ranks
 
 
-class BCOP(nn.Module):
+class BCOP(KernelConv2d):
     """Block Convolution Orthogonal Parameterization (Li et al. 2019), stride 1, same size.
 
     Args:
@@ -73,10 +66,13 @@ class BCOP(nn.Module):
             :func:`resolve_ranks`.
         method: orthogonalization of the parameter matrices, ``"qr"`` (exact, default), ``"expm"``
             or ``"bjorck"`` (iterated to tolerance; raises when it cannot converge).
+        stride, padding: only ``1`` and ``"same"`` are supported (anything else raises).
 
     In eval mode with gradients off (``torch.no_grad()`` / ``torch.inference_mode()``) the kernel is
     built once and reused until a parameter changes (in place or by reassignment).
     """
+
+    _name = "BCOP"
 
     def __init__(
         self,
@@ -89,18 +85,11 @@ class BCOP(nn.Module):
         method: str = "qr",
         device=None,
         dtype=None,
+        stride=1,
+        padding="same",
     ) -> None:
-        super().__init__()
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.out_channels = _positive_int(out_channels, "out_channels")
-        if isinstance(kernel_size, Sequence) and len(kernel_size) == 2 and kernel_size[0] == kernel_size[1]:
-            kernel_size = kernel_size[0]
-        self.kernel_size = _positive_int(kernel_size, "kernel_size (square kernels only)")
-        check_padding_mode(padding_mode)
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        self.padding_mode = padding_mode
-        self.method = method
+        super().__init__(in_channels, out_channels, kernel_size, padding_mode, stride, padding, dtype)
+        self.method = check_method(method)
         c = max(in_channels, out_channels)
         self.ranks = resolve_ranks(projector_ranks, c, self.kernel_size)
         width = max((r for seq in self.ranks for r in seq), default=0)
@@ -110,16 +99,14 @@ class BCOP(nn.Module):
         columns = torch.arange(width, device=device)
         mask = columns < torch.tensor(self.ranks, device=device)[..., None]
         self.register_buffer("rank_mask", mask[:, :, None, :].to(self.pq_param.dtype), persistent=False)
-        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
         self._cache: tuple[tuple, Tensor] | None = None
-        self.reset_parameters()
+        self._init_bias(bias, **factory)
 
     def reset_parameters(self) -> None:
         """Haar-random ``H`` and uniformly random projectors of the configured ranks; zero bias."""
         nn.init.normal_(self.h_param)
         nn.init.normal_(self.pq_param)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        super().reset_parameters()
 
     def projectors(self) -> tuple[Tensor, Tensor]:
         """``(Ps, Qs)``, each ``(k - 1, c, c)``: ``U U^T`` with ``U`` the first ``rank`` orthonormal
@@ -148,9 +135,8 @@ class BCOP(nn.Module):
             self._cache = (key, self._build_kernel())
         return self._cache[1]
 
-    def forward(self, x: Tensor) -> Tensor:
-        y = conv2d_same(x, self.kernel(), self.padding_mode)
-        return y if self.bias is None else y + self.bias[:, None, None]
+    def _check_input(self, x: Tensor) -> None:
+        """Left to :func:`orthoconv.conv.conv2d_same` (its messages name the kernel's ``c_in``)."""
 
     def to_conv2d(self) -> nn.Conv2d:
         """An ordinary ``nn.Conv2d`` carrying the current kernel and bias (``padding="same"``).
@@ -218,8 +204,5 @@ class BCOP(nn.Module):
         if state != mine:
             raise ValueError(f"state_dict was saved from a BCOP with config {state}, this layer has {mine}")
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"padding_mode={self.padding_mode!r}, ranks={self.ranks}, method={self.method!r}, bias={self.bias is not None}"
-        )
+    def _repr_fields(self) -> list[str]:
+        return [f"padding_mode={self.padding_mode!r}", f"ranks={self.ranks}", f"method={self.method!r}"]

@@ -23,16 +23,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._layer_args import (
-    check_dtype,
-    check_image,
-    check_mode,
-    check_stride_padding,
-    image_size,
-    positive_int,
-    square_kernel_size,
-)
-from .spectral import fold_kernel
+from ._layer_args import image_size
+from .conv_layer import KernelConv2d
+from .spectral import frequency_response
 
 
 def cayley_transfer(V: Tensor, input_size) -> Tensor:
@@ -40,7 +33,7 @@ def cayley_transfer(V: Tensor, input_size) -> Tensor:
     if not isinstance(V, Tensor) or V.dim() != 4 or V.shape[0] != V.shape[1]:
         raise ValueError(f"V must be a square-channel kernel (c, c, kh, kw), got {getattr(V, 'shape', V)!r}")
     H, W = image_size(input_size)
-    Vhat = torch.fft.rfft2(fold_kernel(V, (H, W))).permute(2, 3, 0, 1)  # taps beyond the image wrap
+    Vhat = frequency_response(V, (H, W))
     A = Vhat - Vhat.mH
     eye = torch.eye(V.shape[0], dtype=A.dtype, device=A.device)
     return torch.linalg.solve(eye + A, eye - A)
@@ -69,7 +62,7 @@ def cayley_kernel(Q: Tensor, input_size) -> Tensor:
     return torch.fft.irfft2(K.permute(2, 3, 0, 1), s=(H, W))
 
 
-class CayleyConv(nn.Module):
+class CayleyConv(KernelConv2d):
     """An orthogonal convolution on ``input_size`` images by the Cayley transform per frequency.
 
     Args:
@@ -82,6 +75,9 @@ class CayleyConv(nn.Module):
         padding_mode: only ``"circular"`` (the construction is a circular convolution).
         stride, padding: only ``1`` and ``"same"``.
     """
+
+    _name = "CayleyConv"
+    _padding_modes = ("circular",)
 
     def __init__(
         self,
@@ -96,25 +92,14 @@ class CayleyConv(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        self.in_channels = positive_int(in_channels, "in_channels")
-        self.out_channels = positive_int(out_channels, "out_channels")
-        self.kernel_size = square_kernel_size(kernel_size)
-        check_stride_padding(stride, padding, self.kernel_size, "CayleyConv")
-        self.padding_mode = check_mode(padding_mode, ("circular",), "CayleyConv")
+        super().__init__(in_channels, out_channels, kernel_size, padding_mode, stride, padding, dtype)
         self.input_size = image_size(input_size)
-        check_dtype(dtype)
         c = max(in_channels, out_channels)
-        factory = {"device": device, "dtype": dtype}
-        k = self.kernel_size
-        self.weight = nn.Parameter(torch.empty(c, c, k, k, **factory))
-        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
-        self.reset_parameters()
+        self._init_weight(c, c, bias, device, dtype)
 
     def reset_parameters(self) -> None:
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        super().reset_parameters()
 
     def transfer(self) -> Tensor:
         """``Q(w)[:c_out, :c_in]`` on the half spectrum, ``(H, W // 2 + 1, c_out, c_in)`` complex."""
@@ -127,18 +112,18 @@ class CayleyConv(nn.Module):
         """The equivalent ``(c_out, c_in, H, W)`` kernel for ``conv2d_same(x, kernel, "circular")``."""
         return cayley_kernel(self.transfer(), self.input_size)
 
-    def forward(self, x: Tensor) -> Tensor:
-        check_image(x, self.in_channels, "CayleyConv")
+    def _check_input(self, x: Tensor) -> None:
+        super()._check_input(x)
         if tuple(x.shape[-2:]) != self.input_size:
             raise ValueError(f"CayleyConv is orthogonal for {self.input_size} images only, got {tuple(x.shape[-2:])}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``irfft2(Q(w) rfft2(x))`` in the Fourier domain (no explicit kernel), plus the bias."""
+        self._check_input(x)
         H, W = self.input_size
         xhat = torch.fft.rfft2(x)
         yhat = torch.einsum("uvoi,niuv->nouv", self.transfer(), xhat)
-        y = torch.fft.irfft2(yhat, s=(H, W))
-        return y if self.bias is None else y + self.bias[:, None, None]
+        return self._add_bias(torch.fft.irfft2(yhat, s=(H, W)))
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"input_size={self.input_size}, bias={self.bias is not None}"
-        )
+    def _repr_fields(self) -> list[str]:
+        return [f"input_size={self.input_size}"]

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._layer_args import check_dtype, positive_int
-from .orthogonal import METHODS, orthogonal
+from ._layer_args import check_dtype, check_method, positive_int
+from .orthogonal import orthogonal
 
 
 def orthogonal_matrix(V: Tensor, method: str = "qr") -> Tensor:
@@ -37,10 +37,8 @@ class OrthogonalLinear(nn.Module):
         super().__init__()
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.method = check_method(method)
         check_dtype(dtype)
-        self.method = method
         factory = {"device": device, "dtype": dtype}
         self.param = nn.Parameter(torch.empty(out_features, in_features, **factory))
         self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None

@@ -27,16 +27,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._layer_args import (
-    check_dtype,
-    check_image,
-    check_mode,
-    check_stride_padding,
-    image_size,
-    positive_int,
-    square_kernel_size,
-)
+from ._layer_args import image_size, non_negative_int, positive_int
 from .conv import conv2d_same, conv2d_same_adjoint
+from .conv_layer import KernelConv2d
 from .spectral import circular_spectral_norm, conv_spectral_norm
 
 
@@ -58,7 +51,7 @@ def rayleigh_sigma(u: Tensor, kernel: Tensor, padding_mode: str) -> Tensor:
     return torch.linalg.vector_norm(conv2d_same(u, kernel, padding_mode)) / torch.linalg.vector_norm(u)
 
 
-class OSSN(nn.Module):
+class OSSN(KernelConv2d):
     """One-sided spectral normalization ``W / max(1, sigma)`` of a stride-1 same-size convolution.
 
     Args:
@@ -69,6 +62,8 @@ class OSSN(nn.Module):
         warmup_iterations: power steps when the iterate is created (default 20).
         stride, padding: only ``1`` and ``"same"``.
     """
+
+    _name = "OSSN"
 
     def __init__(
         self,
@@ -85,30 +80,17 @@ class OSSN(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        self.in_channels = positive_int(in_channels, "in_channels")
-        self.out_channels = positive_int(out_channels, "out_channels")
-        self.kernel_size = square_kernel_size(kernel_size)
-        check_stride_padding(stride, padding, self.kernel_size, "OSSN")
-        self.padding_mode = check_mode(padding_mode, layer="OSSN")
+        super().__init__(in_channels, out_channels, kernel_size, padding_mode, stride, padding, dtype)
         self.n_power_iterations = positive_int(n_power_iterations, "n_power_iterations")
-        if isinstance(warmup_iterations, bool) or not isinstance(warmup_iterations, int) or warmup_iterations < 0:
-            raise ValueError(f"warmup_iterations must be a non-negative integer, got {warmup_iterations!r}")
-        self.warmup_iterations = warmup_iterations
-        check_dtype(dtype)
-        factory = {"device": device, "dtype": dtype}
-        k = self.kernel_size
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, k, k, **factory))
-        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
-        self.register_buffer("u", torch.empty(0, **factory))
-        self.reset_parameters()
+        self.warmup_iterations = non_negative_int(warmup_iterations, "warmup_iterations")
+        self.register_buffer("u", torch.empty(0, device=device, dtype=dtype))  # the iterate, sized on first use
+        self._init_weight(out_channels, in_channels, bias, device, dtype)
         if input_size is not None:
             self._init_iterate(image_size(input_size))
 
     def reset_parameters(self) -> None:
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)  # nn.Conv2d's default
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        super().reset_parameters()
         if self.u.numel():
             self._init_iterate(self.input_size)
 
@@ -149,12 +131,11 @@ class OSSN(nn.Module):
         return self.weight / self.sigma().clamp_min(1)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_image(x, self.in_channels, "OSSN")
+        self._check_input(x)
         self._check_size(tuple(x.shape[-2:]))
         if self.training:
             self.u = power_iteration_step(self.u, self.weight.detach(), self.padding_mode, self.n_power_iterations)
-        y = conv2d_same(x, self.kernel(), self.padding_mode)
-        return y if self.bias is None else y + self.bias[:, None, None]
+        return conv2d_same(x, self.kernel(), self.padding_mode, self.bias)
 
     def lipschitz_bound(self, input_size=None) -> float:
         """A certified bound on the effective kernel's operator norm on ``input_size`` (default: the
@@ -168,9 +149,9 @@ class OSSN(nn.Module):
             return circular_spectral_norm(kernel, size)
         return conv_spectral_norm(kernel, size, "zeros").upper
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"padding_mode={self.padding_mode!r}, input_size={self.input_size}, "
-            f"n_power_iterations={self.n_power_iterations}, bias={self.bias is not None}"
-        )
+    def _repr_fields(self) -> list[str]:
+        return [
+            f"padding_mode={self.padding_mode!r}",
+            f"input_size={self.input_size}",
+            f"n_power_iterations={self.n_power_iterations}",
+        ]

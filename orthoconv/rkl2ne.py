@@ -26,9 +26,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._layer_args import check_dtype, check_image, check_mode, check_stride_padding, positive_int, square_kernel_size
 from .certify import reshaped_kernel_bound
-from .conv import conv2d_same
+from .conv_layer import KernelConv2d
 from .spectral import _check_kernel
 
 
@@ -51,7 +50,7 @@ def rkl2ne_kernel(V: Tensor) -> Tensor:
     return V / scale
 
 
-class RKL2NE(nn.Module):
+class RKL2NE(KernelConv2d):
     """A 1-Lipschitz stride-1 convolution by the L2NE scaling (Qian & Wegman 2019) of its kernel.
 
     Args:
@@ -59,6 +58,8 @@ class RKL2NE(nn.Module):
         padding_mode: ``"circular"`` (default) or ``"zeros"``; the bound holds for both and every size.
         stride, padding: only ``1`` and ``"same"``.
     """
+
+    _name = "RKL2NE"
 
     def __init__(
         self,
@@ -72,40 +73,18 @@ class RKL2NE(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        self.in_channels = positive_int(in_channels, "in_channels")
-        self.out_channels = positive_int(out_channels, "out_channels")
-        self.kernel_size = square_kernel_size(kernel_size)
-        check_stride_padding(stride, padding, self.kernel_size, "RKL2NE")
-        self.padding_mode = check_mode(padding_mode, layer="RKL2NE")
-        check_dtype(dtype)
-        factory = {"device": device, "dtype": dtype}
-        k = self.kernel_size
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, k, k, **factory))
-        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
-        self.reset_parameters()
+        super().__init__(in_channels, out_channels, kernel_size, padding_mode, stride, padding, dtype)
+        self._init_weight(out_channels, in_channels, bias, device, dtype)
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.weight)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        super().reset_parameters()
 
     def kernel(self) -> Tensor:
         """The current kernel ``V / l2ne_scale(V)``, differentiable."""
         return rkl2ne_kernel(self.weight)
 
-    def forward(self, x: Tensor) -> Tensor:
-        check_image(x, self.in_channels, "RKL2NE")
-        y = conv2d_same(x, self.kernel(), self.padding_mode)
-        return y if self.bias is None else y + self.bias[:, None, None]
-
     def lipschitz_bound(self) -> float:
         """``k ||M(W)||_2`` of the scaled kernel (float64): certified for every image size and both
         paddings, and ``<= 1`` by construction (it is at most the L2NE quantity, which is 1)."""
         return reshaped_kernel_bound(self.kernel().detach())
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"padding_mode={self.padding_mode!r}, bias={self.bias is not None}"
-        )

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor, nn
 
-from ._layer_args import check_dtype, check_image, check_mode, check_stride_padding, positive_int, square_kernel_size
+from ._layer_args import check_method
 from .certify import reshaped_kernel_bound
-from .conv import conv2d_same
-from .orthogonal import METHODS, orthogonal
+from .conv_layer import KernelConv2d
+from .orthogonal import orthogonal
 
 
 def reshaped_orthogonal(V: Tensor, method: str = "qr") -> Tensor:
@@ -55,7 +54,7 @@ def rko_kernel(V: Tensor, method: str = "qr") -> Tensor:
     return reshaped_orthogonal(V, method) / math.sqrt(kh * kw)
 
 
-class RKO(nn.Module):
+class RKO(KernelConv2d):
     """Reshaped Kernel Orthogonalization: a 1-Lipschitz (not orthogonal) stride-1 convolution.
 
     Args:
@@ -66,6 +65,8 @@ class RKO(nn.Module):
             iterated to tolerance; raises when it does not converge).
         stride, padding: only ``1`` and ``"same"`` are supported (anything else raises).
     """
+
+    _name = "RKO"
 
     def __init__(
         self,
@@ -80,43 +81,22 @@ class RKO(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        self.in_channels = positive_int(in_channels, "in_channels")
-        self.out_channels = positive_int(out_channels, "out_channels")
-        self.kernel_size = square_kernel_size(kernel_size)
-        check_stride_padding(stride, padding, self.kernel_size, "RKO")
-        self.padding_mode = check_mode(padding_mode, layer="RKO")
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        check_dtype(dtype)
-        self.method = method
-        factory = {"device": device, "dtype": dtype}
-        k = self.kernel_size
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, k, k, **factory))
-        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
-        self.reset_parameters()
+        super().__init__(in_channels, out_channels, kernel_size, padding_mode, stride, padding, dtype)
+        self.method = check_method(method)
+        self._init_weight(out_channels, in_channels, bias, device, dtype)
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.weight)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        super().reset_parameters()
 
     def kernel(self) -> Tensor:
         """The current kernel ``(out_channels, in_channels, k, k)``, differentiable."""
         return rko_kernel(self.weight, self.method)
-
-    def forward(self, x: Tensor) -> Tensor:
-        check_image(x, self.in_channels, "RKO")
-        y = conv2d_same(x, self.kernel(), self.padding_mode)
-        return y if self.bias is None else y + self.bias[:, None, None]
 
     def lipschitz_bound(self) -> float:
         """``k ||M(W)||_2`` of the current kernel (float64 SVD): certified for every image size and both
         paddings; equals 1 up to rounding (and up to Björck's tolerance with ``method="bjorck"``)."""
         return reshaped_kernel_bound(self.kernel().detach())
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"padding_mode={self.padding_mode!r}, method={self.method!r}, bias={self.bias is not None}"
-        )
+    def _repr_fields(self) -> list[str]:
+        return [f"padding_mode={self.padding_mode!r}", f"method={self.method!r}"]

@@ -43,18 +43,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._layer_args import (
-    check_dtype,
-    check_image,
-    check_mode,
-    check_stride_padding,
-    image_size,
-    positive_int,
-    square_kernel_size,
-)
+from ._layer_args import image_size, positive_int
 from .blocks import compose_kernels
 from .certify import reshaped_kernel_bound, tap_norm_bound
 from .conv import conv2d_same
+from .conv_layer import KernelConv2d
 from .spectral import _check_kernel, frequency_response
 
 
@@ -91,9 +84,7 @@ def taylor_deviation_bound(rho: float, terms: int) -> float:
 
 
 def _check_terms(terms) -> int:
-    if isinstance(terms, bool) or not isinstance(terms, int) or terms < 1:
-        raise ValueError(f"terms must be a positive integer, got {terms!r}")
-    return terms
+    return positive_int(terms, "terms")
 
 
 def soc_apply(x: Tensor, S: Tensor, terms: int, padding_mode: str = "circular") -> Tensor:
@@ -147,7 +138,7 @@ def soc_deviation(S: Tensor, input_size, terms: int) -> float:
     return float((sigma - 1).abs().max())
 
 
-class SOC(nn.Module):
+class SOC(KernelConv2d):
     """Skew Orthogonal Convolution (Singla & Feizi 2021): ``T_terms(conv(S))``, ``S`` skew.
 
     Args:
@@ -161,6 +152,8 @@ class SOC(nn.Module):
         padding_mode: ``"circular"`` (default) or ``"zeros"``: both are orthogonal up to truncation.
         stride, padding: only ``1`` and ``"same"``.
     """
+
+    _name = "SOC"
 
     def __init__(
         self,
@@ -176,29 +169,18 @@ class SOC(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        self.in_channels = positive_int(in_channels, "in_channels")
-        self.out_channels = positive_int(out_channels, "out_channels")
-        self.kernel_size = square_kernel_size(kernel_size)
-        check_stride_padding(stride, padding, self.kernel_size, "SOC")
-        self.padding_mode = check_mode(padding_mode, layer="SOC")
+        super().__init__(in_channels, out_channels, kernel_size, padding_mode, stride, padding, dtype)
         self.terms = _check_terms(terms)
         if max_norm is not None and not (isinstance(max_norm, (int, float)) and not isinstance(max_norm, bool)
                                          and math.isfinite(max_norm) and max_norm > 0):
             raise ValueError(f"max_norm must be a positive finite number or None, got {max_norm!r}")
         self.max_norm = None if max_norm is None else float(max_norm)
-        check_dtype(dtype)
         c = max(in_channels, out_channels)
-        factory = {"device": device, "dtype": dtype}
-        k = self.kernel_size
-        self.weight = nn.Parameter(torch.empty(c, c, k, k, **factory))
-        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
-        self.reset_parameters()
+        self._init_weight(c, c, bias, device, dtype)
 
     def reset_parameters(self) -> None:
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        super().reset_parameters()
 
     def skew_kernel(self) -> Tensor:
         """The (rescaled) skew kernel ``S``, differentiable. The rescaling factor is computed without
@@ -210,12 +192,13 @@ class SOC(nn.Module):
         return S * min(1.0, self.max_norm / rho) if rho > 0 else S
 
     def forward(self, x: Tensor) -> Tensor:
-        check_image(x, self.in_channels, "SOC")
+        """The truncated series applied by ``terms`` convolutions (zero padding has no single kernel)."""
+        self._check_input(x)
         c = self.weight.shape[0]
         if self.in_channels < c:
             x = F.pad(x, (0, 0, 0, 0, 0, c - self.in_channels))
         y = soc_apply(x, self.skew_kernel(), self.terms, self.padding_mode)[:, : self.out_channels]
-        return y if self.bias is None else y + self.bias[:, None, None]
+        return self._add_bias(y)
 
     def kernel(self) -> Tensor:
         """The explicit ``(c_out, c_in, K, K)`` kernel, ``K = terms (k' - 1) + 1`` (circular padding only)."""
@@ -230,8 +213,5 @@ class SOC(nn.Module):
         for every image size and both paddings (module docstring)."""
         return 1.0 + taylor_deviation_bound(skew_norm_bound(self.skew_kernel().detach()), self.terms)
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, terms={self.terms}, "
-            f"max_norm={self.max_norm}, padding_mode={self.padding_mode!r}, bias={self.bias is not None}"
-        )
+    def _repr_fields(self) -> list[str]:
+        return [f"terms={self.terms}", f"max_norm={self.max_norm}", f"padding_mode={self.padding_mode!r}"]

@@ -42,16 +42,6 @@ def _check_size(input_size) -> tuple[int, int]:
     return H, W
 
 
-def fold_kernel(kernel: Tensor, input_size) -> Tensor:
-    """The kernel folded onto the image, shape ``(c_out, c_in, H, W)``: ``W'[r, s] = sum W[p, q]`` over
-    ``p = r mod H``, ``q = s mod W`` (zero taps where the kernel is smaller than the image)."""
-    H, W = _check_size(input_size)
-    kh, kw = kernel.shape[-2:]
-    mh, mw = -(-kh // H), -(-kw // W)
-    padded = torch.nn.functional.pad(kernel, (0, mw * W - kw, 0, mh * H - kh))
-    return padded.unflatten(-1, (mw, W)).unflatten(-3, (mh, H)).sum(dim=(-4, -2))
-
-
 def _dft_matrix(frequencies: int, size: int, taps: int, origin: int, dtype: torch.dtype, device) -> Tensor:
     """``E[u, p] = exp(-2 pi i u (p - origin) / size)`` for ``u < frequencies``, ``p < taps``; the exponent
     is reduced modulo ``size`` in integers first, so taps beyond the image fold exactly."""

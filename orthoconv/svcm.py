@@ -35,16 +35,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._layer_args import (
-    check_dtype,
-    check_image,
-    check_mode,
-    check_stride_padding,
-    image_size,
-    positive_int,
-    square_kernel_size,
-)
-from .conv import conv2d_same
+from ._layer_args import image_size, non_negative_int
+from .conv_layer import KernelConv2d
 from .spectral import _check_kernel, circular_spectral_norm, conv_spectral_norm, frequency_response
 
 
@@ -76,8 +68,7 @@ def svcm_project(kernel: Tensor, input_size, rounds: int = 1) -> Tensor:
     """
     _check_kernel(kernel)
     size = image_size(input_size)
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
-        raise ValueError(f"rounds must be a non-negative integer, got {rounds!r}")
+    rounds = non_negative_int(rounds, "rounds")
     _check_fits(kernel, size)
     kh, kw = kernel.shape[-2:]
     for _ in range(rounds):
@@ -110,7 +101,7 @@ def svcm_rounds_needed(kernel: Tensor, input_size, bound: float, max_rounds: int
     return None
 
 
-class SVCM(nn.Module):
+class SVCM(KernelConv2d):
     """A convolution kept near the unit ball by clip-and-mask projections (Sedghi et al. 2019).
 
     The kernel is a plain parameter; :meth:`project_` applies ``rounds`` clip-and-mask rounds in place
@@ -127,6 +118,8 @@ class SVCM(nn.Module):
         stride, padding: only ``1`` and ``"same"``.
     """
 
+    _name = "SVCM"
+
     def __init__(
         self,
         in_channels: int,
@@ -141,28 +134,15 @@ class SVCM(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        self.in_channels = positive_int(in_channels, "in_channels")
-        self.out_channels = positive_int(out_channels, "out_channels")
-        self.kernel_size = square_kernel_size(kernel_size)
-        check_stride_padding(stride, padding, self.kernel_size, "SVCM")
-        self.padding_mode = check_mode(padding_mode, layer="SVCM")
+        super().__init__(in_channels, out_channels, kernel_size, padding_mode, stride, padding, dtype)
         self.input_size = image_size(input_size)
-        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
-            raise ValueError(f"rounds must be a non-negative integer, got {rounds!r}")
-        self.rounds = rounds
-        check_dtype(dtype)
-        factory = {"device": device, "dtype": dtype}
-        k = self.kernel_size
-        _check_fits(torch.empty(1, 1, k, k), self.input_size)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, k, k, **factory))
-        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
-        self.reset_parameters()
+        self.rounds = non_negative_int(rounds, "rounds")
+        _check_fits(torch.empty(1, 1, self.kernel_size, self.kernel_size), self.input_size)
+        self._init_weight(out_channels, in_channels, bias, device, dtype)
 
     def reset_parameters(self) -> None:
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        super().reset_parameters()
         self.project_()
 
     @torch.no_grad()
@@ -176,12 +156,10 @@ class SVCM(nn.Module):
         """The current kernel (the parameter itself)."""
         return self.weight
 
-    def forward(self, x: Tensor) -> Tensor:
-        check_image(x, self.in_channels, "SVCM")
+    def _check_input(self, x: Tensor) -> None:
+        super()._check_input(x)
         if tuple(x.shape[-2:]) != self.input_size:
             raise ValueError(f"SVCM is projected for {self.input_size} images, got {tuple(x.shape[-2:])}")
-        y = conv2d_same(x, self.weight, self.padding_mode)
-        return y if self.bias is None else y + self.bias[:, None, None]
 
     def lipschitz_bound(self, input_size=None) -> float:
         """The certified norm of the current kernel on ``input_size`` (default: the layer's), float64:
@@ -192,8 +170,5 @@ class SVCM(nn.Module):
             return circular_spectral_norm(kernel, size)
         return conv_spectral_norm(kernel, size, "zeros").upper
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, input_size={self.input_size}, "
-            f"rounds={self.rounds}, padding_mode={self.padding_mode!r}, bias={self.bias is not None}"
-        )
+    def _repr_fields(self) -> list[str]:
+        return [f"input_size={self.input_size}", f"rounds={self.rounds}", f"padding_mode={self.padding_mode!r}"]
