@@ -11,6 +11,7 @@ modulo the image size. For a real kernel ``K(conj w) = conj K(w)``, so the half 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -81,6 +82,27 @@ def _full_spectrum_index(H: int, W: int, device) -> tuple[Tensor, Tensor]:
     return torch.where(mirrored, (-u) % H, u), torch.where(mirrored, W - v, v)
 
 
+def batched_svdvals(matrices: Tensor) -> Tensor:
+    """``torch.linalg.svdvals`` of a batch ``(B, m, n)``, the batch split across CPU threads.
+
+    On the CPU, LAPACK decomposes the matrices of a batch one after another on one core; small
+    matrices gain nothing from intra-op threads, so the batch is cut into ``torch.get_num_threads()``
+    chunks decomposed concurrently (torch releases the GIL). Each chunk keeps the caller's grad mode.
+    Other devices decompose the batch in one call.
+    """
+    threads = torch.get_num_threads()
+    if matrices.device.type != "cpu" or threads < 2 or matrices.shape[0] < 2 * threads:
+        return torch.linalg.svdvals(matrices)
+    grad = torch.is_grad_enabled()
+
+    def decompose(chunk: Tensor) -> Tensor:
+        with torch.set_grad_enabled(grad):
+            return torch.linalg.svdvals(chunk)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return torch.cat(list(pool.map(decompose, matrices.chunk(threads))))
+
+
 def conv_singular_values(kernel: Tensor, input_size) -> Tensor:
     """Every singular value of the circular convolution operator on ``input_size = (H, W)``.
 
@@ -91,7 +113,7 @@ def conv_singular_values(kernel: Tensor, input_size) -> Tensor:
     2019); computed in the kernel's precision (promote to float64 for accuracy).
     """
     H, W = _check_size(input_size)
-    half = torch.linalg.svdvals(frequency_response(kernel, (H, W)))
+    half = batched_svdvals(frequency_response(kernel, (H, W)).flatten(0, 1)).unflatten(0, (H, W // 2 + 1))
     rows, cols = _full_spectrum_index(H, W, kernel.device)
     return half[rows, cols]
 
