@@ -16,9 +16,9 @@ time of both sides (run interleaved), their ratio, the target and the measured m
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from orthoconv.spectral import conv_singular_values, orthogonality_certificate
 from orthoconv.table import format_table
 from orthoconv.verify import check_orthogonal
 
+from .harness import write_json
 from .progress import progress
 
 
@@ -180,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}; "
           "ratio = ours / baseline (median of repeats); *_dev = max|sigma - 1| of the kernel (spectrum: relative error)")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, fh, indent=2)
+        write_json(Path(args.json), {"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows})
     return 0
 
 

@@ -23,7 +23,7 @@ LAPACK calls erratically 10-100x slower).
 from __future__ import annotations
 
 import argparse
-import json
+from pathlib import Path
 
 import torch
 
@@ -33,6 +33,7 @@ from orthoconv.spectral import circular_spectral_norm, conv_singular_values, den
 from orthoconv.table import format_table
 
 from .bench import paired_times
+from .harness import write_json
 from .progress import progress
 
 DENSE_BENCH_LIMIT = 2048  # c * n^2: dense SVD of at most 2048 x 2048 (a few seconds)
@@ -112,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{sum(r.get('zero_met', False) for r in rows)}/{sum('zero_met' in r for r in rows)} rows where dense fits)"
     )
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, fh, indent=2)
+        write_json(Path(args.json), {"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows})
     return 0
 
 

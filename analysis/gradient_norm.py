@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from orthoconv import MaxMin
+from orthoconv.cli import positive_float, positive_int
 from orthoconv.spectral import conv_spectral_norm
 from orthoconv.table import format_table
 
@@ -460,20 +461,6 @@ def draw_spectra(results: list[dict], layers, activations, settings: dict):
     return build
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
 def _layer_name(text: str) -> str:
     names = {name.lower().replace("-", ""): name for name in LAYERS}
     key = text.lower().replace("-", "")
@@ -492,27 +479,27 @@ def build_parser() -> argparse.ArgumentParser:
         "exist; a named layer that is missing makes the exit status 1)")
     add("--activations", nargs="+", choices=list(ACTIVATIONS), default=list(ACTIVATIONS),
         help="activations (default both)")
-    add("--depths", nargs="+", type=_positive,
+    add("--depths", nargs="+", type=positive_int,
         help=f"network depths (default {DEFAULTS['depths']}{quick}{QUICK['depths']})")
-    add("--train-depths", nargs="+", type=_positive, help="depths (among --depths) also trained and measured "
+    add("--train-depths", nargs="+", type=positive_int, help="depths (among --depths) also trained and measured "
         f"again (default {DEFAULTS['train_depths']}{quick}{QUICK['train_depths']})")
-    add("--channels", type=_positive,
+    add("--channels", type=positive_int,
         help=f"channels of every layer (default {DEFAULTS['channels']}{quick}{QUICK['channels']})")
-    add("--image-size", type=_positive,
+    add("--image-size", type=positive_int,
         help=f"square image side (default {DEFAULTS['image_size']}{quick}{QUICK['image_size']})")
-    add("--kernel-size", type=_positive, help=f"kernel side (default {DEFAULTS['kernel_size']})")
+    add("--kernel-size", type=positive_int, help=f"kernel side (default {DEFAULTS['kernel_size']})")
     add("--steps", type=int,
         help=f"training steps (default {DEFAULTS['steps']}{quick}{QUICK['steps']}; 0: no training)")
-    add("--batch", type=_positive, help=f"training batch size (default {DEFAULTS['batch']})")
-    add("--lr", type=_positive_float, help=f"Adam learning rate (default {DEFAULTS['lr']})")
-    add("--probes", type=_positive,
+    add("--batch", type=positive_int, help=f"training batch size (default {DEFAULTS['batch']})")
+    add("--lr", type=positive_float, help=f"Adam learning rate (default {DEFAULTS['lr']})")
+    add("--probes", type=positive_int,
         help=f"random unit cotangents per network (default {DEFAULTS['probes']}{quick}{QUICK['probes']})")
-    add("--dense-limit", type=_positive, help="largest input size c*n*n with the exact dense Jacobian spectrum; "
+    add("--dense-limit", type=positive_int, help="largest input size c*n*n with the exact dense Jacobian spectrum; "
         f"larger ones get Lanczos estimates (default {DEFAULTS['dense_limit']})")
-    add("--lanczos-steps", type=_positive, help=f"Lanczos steps on J^T J (default {DEFAULTS['lanczos_steps']})")
-    add("--hist-depth", type=_positive, help="depth of the networks in the singular value histograms "
+    add("--lanczos-steps", type=positive_int, help=f"Lanczos steps on J^T J (default {DEFAULTS['lanczos_steps']})")
+    add("--hist-depth", type=positive_int, help="depth of the networks in the singular value histograms "
         f"(default {DEFAULTS['hist_depth']}{quick}{QUICK['hist_depth']})")
-    add("--hist-image-size", type=_positive, help="image side of the histogram networks "
+    add("--hist-image-size", type=positive_int, help="image side of the histogram networks "
         f"(default {DEFAULTS['hist_image_size']}{quick}{QUICK['hist_image_size']})")
     return parser
 

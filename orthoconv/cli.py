@@ -30,14 +30,16 @@ def _dtype(name: str):
     return dtypes[name]
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a positive integer."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
+    """argparse type: a positive number."""
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
@@ -122,9 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "their parameters) under circular padding. Exit 0 when all pass, 1 when one fails the "
                             "tolerance, 2 when the file cannot be read.")
     verify.add_argument("file", help="a .pt, .pth or .npy file")
-    verify.add_argument("--input-size", nargs=2, type=_positive, required=True, metavar=("H", "W"),
+    verify.add_argument("--input-size", nargs=2, type=positive_int, required=True, metavar=("H", "W"),
                         help="image size the convolutions act on")
-    verify.add_argument("--tol", type=_positive_float, default=None,
+    verify.add_argument("--tol", type=positive_float, default=None,
                         help="tolerance on max|sigma - 1| (default 1e-10 for float64 kernels, 1e-5 otherwise)")
     verify.add_argument("--json", action="store_true", help="print JSON instead of a table")
     verify.set_defaults(func=cmd_verify)
