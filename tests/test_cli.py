@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from orthoconv import BCOP, GroupSort, MaxMin, gradient_norm_ratio
-from orthoconv.cli import main
+from orthoconv.cli import EXPERIMENTS, main
 
 
 def test_help_explains_every_command(capsys):
@@ -114,3 +114,18 @@ def test_maxmin_orders_each_pair():
         MaxMin()(torch.ones(1, 3))
     with pytest.raises(ValueError, match="group_size must be a positive integer"):
         GroupSort(0)
+
+
+@pytest.mark.parametrize(
+    "argv, module",
+    [(["prove", "--help"], "proofs"), (["bench", "core", "--help"], "analysis.bench"),
+     (["bench", "bounds", "--help"], "analysis.bench_bounds")]
+    + [(["experiment", name, "--help"], module) for name, module in EXPERIMENTS.items()],
+)
+def test_subcommands_dispatch_to_their_modules(argv, module, capsys):
+    """Each subcommand reaches its module's own parser (which prints its help and exits 0)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage:" in out and module in out
