@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ._layer_args import image_size
-from .spectral import _check_kernel, circular_spectral_norm, conv_spectral_norm
+from .spectral import check_kernel, circular_spectral_norm, conv_spectral_norm
 
 DEFAULT_MAX_ELEMENTS = 2**26
 
@@ -32,7 +32,7 @@ def reshaped_kernel_bound(kernel: Tensor) -> float:
     in at most ``kh kw`` patches (the "patch" argument used by RKO, Cisse et al. 2017, and L2NE,
     Qian & Wegman 2019). Tight for kernels whose taps are all equal.
     """
-    _check_kernel(kernel)
+    check_kernel(kernel)
     kh, kw = kernel.shape[-2:]
     M = kernel.detach().to(torch.float64).reshape(kernel.shape[0], -1)
     return math.sqrt(kh * kw) * float(torch.linalg.matrix_norm(M, ord=2))
@@ -41,7 +41,7 @@ def reshaped_kernel_bound(kernel: Tensor) -> float:
 def tap_norm_bound(kernel: Tensor) -> float:
     """``sum_{p,q} ||W[:, :, p, q]||_2`` (float64): the triangle inequality over the taps, each a
     matrix times a shift (norm <= 1 with circular or zero padding); valid for every image size."""
-    _check_kernel(kernel)
+    check_kernel(kernel)
     taps = kernel.detach().to(torch.float64).permute(2, 3, 0, 1).contiguous()
     return float(torch.linalg.matrix_norm(taps, ord=2).sum())
 
@@ -105,7 +105,7 @@ def zero_padding_norm_bound(
     Returned: the smallest of the bounds over ``t = 0..n_iter`` (``t = 0``: :func:`tap_norm_bound`);
     ``c = min(c_in, c_out)`` is the Gram side. Computed in the kernel's precision (use float64).
     """
-    _check_kernel(kernel)
+    check_kernel(kernel)
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
         raise ValueError(f"n_iter must be a non-negative integer, got {n_iter!r}")
     size = None if input_size is None else image_size(input_size)

@@ -35,7 +35,7 @@ import math
 import torch
 from torch import Tensor
 
-from .spectral import _check_kernel, _check_size, frequency_response
+from .spectral import check_kernel, check_input_size, frequency_response
 
 
 def _check_n_iter(n_iter) -> int:
@@ -154,8 +154,8 @@ def gram_iteration_norm(kernel: Tensor, input_size, n_iter: int = 6) -> float:
     (Delattre et al. 2023). Within a relative ``rank^(2^-(n_iter+1)) - 1`` of the exact norm at worst;
     computed in the kernel's precision (certified up to rounding, ``~ c * eps`` relative).
     """
-    _check_kernel(kernel)
-    H, W = _check_size(input_size)
+    check_kernel(kernel)
+    H, W = check_input_size(input_size)
     n_iter = _check_n_iter(n_iter)
     with torch.no_grad():
         return gram_spectral_norm_bound(frequency_response(kernel, (H, W)), n_iter)

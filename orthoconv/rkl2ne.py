@@ -28,13 +28,13 @@ from torch import Tensor, nn
 
 from .certify import reshaped_kernel_bound
 from .conv_layer import KernelConv2d
-from .spectral import _check_kernel
+from .spectral import check_kernel
 
 
 def l2ne_scale(V: Tensor) -> Tensor:
     """``sqrt(kh kw) sqrt(min(||M M^T||_inf, ||M^T M||_inf))``, a certified bound on ``||conv(V)||_2``
     for every image size (module docstring); differentiable, a 0-dim tensor."""
-    _check_kernel(V)
+    check_kernel(V)
     kh, kw = V.shape[-2:]
     M = V.reshape(V.shape[0], -1)
     left = torch.linalg.matrix_norm(M @ M.transpose(0, 1), ord=math.inf)

@@ -48,12 +48,12 @@ from .blocks import compose_kernels
 from .certify import reshaped_kernel_bound, tap_norm_bound
 from .conv import conv2d_same
 from .conv_layer import KernelConv2d
-from .spectral import _check_kernel, frequency_response
+from .spectral import check_kernel, frequency_response
 
 
 def skew_symmetric_kernel(L: Tensor) -> Tensor:
     """``S = L' - flip(L')^T`` (module docstring): shape ``(c, c, kh', kw')``, ``k' = k`` (odd) or ``k + 1`` (even)."""
-    _check_kernel(L)
+    check_kernel(L)
     if L.shape[0] != L.shape[1]:
         raise ValueError(f"L must have as many output as input channels (c, c, kh, kw), got {tuple(L.shape)}")
     kh, kw = L.shape[-2:]
@@ -63,7 +63,7 @@ def skew_symmetric_kernel(L: Tensor) -> Tensor:
 
 def check_skew(S: Tensor, rtol: float = 1e-6) -> None:
     """Raise ``ValueError`` unless ``S`` has odd sizes and ``S = -flip(S)^T`` (a skew-symmetric operator)."""
-    _check_kernel(S)
+    check_kernel(S)
     S = S.detach()
     if S.shape[0] != S.shape[1] or S.shape[-2] % 2 == 0 or S.shape[-1] % 2 == 0:
         raise ValueError(f"a skew kernel is (c, c, kh, kw) with odd kh, kw, got {tuple(S.shape)}")

@@ -22,7 +22,8 @@ from .conv import check_padding_mode, conv2d_same, conv2d_same_adjoint, same_pad
 DENSE_LIMIT = 4096
 
 
-def _check_kernel(kernel: Tensor) -> None:
+def check_kernel(kernel: Tensor) -> None:
+    """Raise unless ``kernel`` is a finite, real, 4-D ``(c_out, c_in, kh, kw)`` tensor."""
     if not isinstance(kernel, Tensor):
         raise TypeError(f"kernel must be a torch.Tensor, got {type(kernel).__name__}")
     if kernel.dim() != 4:
@@ -33,7 +34,8 @@ def _check_kernel(kernel: Tensor) -> None:
         raise ValueError("kernel has non-finite entries (nan or inf)")
 
 
-def _check_size(input_size) -> tuple[int, int]:
+def check_input_size(input_size) -> tuple[int, int]:
+    """``(H, W)`` from a pair of positive integers, or a clear error naming ``input_size``."""
     try:
         H, W = (int(s) for s in input_size)
     except (TypeError, ValueError):
@@ -69,8 +71,8 @@ def frequency_response(kernel: Tensor, input_size) -> Tensor:
     Entry ``[u, v]`` is ``K(exp(-2 pi i u / H), exp(-2 pi i v / W))`` (the ``rfft2`` sign, taps beyond
     the image folded); the other half of the spectrum is its complex conjugate.
     """
-    _check_kernel(kernel)
-    H, W = _check_size(input_size)
+    check_kernel(kernel)
+    H, W = check_input_size(input_size)
     return _half_spectrum(kernel, H, W)
 
 
@@ -112,7 +114,7 @@ def conv_singular_values(kernel: Tensor, input_size) -> Tensor:
     Only the ``H * (W // 2 + 1)`` frequencies of the half spectrum are decomposed (Sedghi et al.
     2019); computed in the kernel's precision (promote to float64 for accuracy).
     """
-    H, W = _check_size(input_size)
+    H, W = check_input_size(input_size)
     half = batched_svdvals(frequency_response(kernel, (H, W)).flatten(0, 1)).unflatten(0, (H, W // 2 + 1))
     rows, cols = _full_spectrum_index(H, W, kernel.device)
     return half[rows, cols]
@@ -149,8 +151,8 @@ def power_iteration_norm(
 ) -> float:
     """A lower bound on ``||conv(W)||_2``: ``||A x||`` for the unit ``x`` reached by ``n_iter`` steps of
     power iteration on ``A^T A`` (conv and its adjoint), started from a seeded Gaussian."""
-    _check_kernel(kernel)
-    H, W = _check_size(input_size)
+    check_kernel(kernel)
+    H, W = check_input_size(input_size)
     generator = torch.Generator(device=kernel.device).manual_seed(seed)
     x = torch.randn(1, kernel.shape[1], H, W, generator=generator, dtype=kernel.dtype, device=kernel.device)
     with torch.no_grad():
@@ -170,8 +172,8 @@ def conv_spectral_norm(kernel: Tensor, input_size, padding: str = "circular", n_
       ``m x m`` for ``m >= n + k - 1`` (REFERENCES.md), so the circular norm there is an upper bound,
       and power iteration gives a lower bound.
     """
-    _check_kernel(kernel)
-    H, W = _check_size(input_size)
+    check_kernel(kernel)
+    H, W = check_input_size(input_size)
     check_padding_mode(padding)
     if padding == "circular":
         value = circular_spectral_norm(kernel, (H, W))
@@ -236,8 +238,8 @@ def orthogonality_certificate(kernel: Tensor, input_size) -> OrthogonalityCertif
     the half spectrum; no ``c x c`` matrix per frequency is formed. Computed in floating point, so
     exact up to rounding (about ``sqrt(S eps) sum_s ||D[s]||_F``).
     """
-    _check_kernel(kernel)
-    H, W = _check_size(input_size)
+    check_kernel(kernel)
+    H, W = check_input_size(input_size)
     D = autocorrelation(kernel)
     c, _, sh, sw = D.shape
     D[:, :, sh // 2, sw // 2] -= torch.eye(c, dtype=D.dtype, device=D.device)
@@ -259,8 +261,8 @@ def dense_operator(kernel: Tensor, input_size, padding: str = "circular") -> Ten
     independently of the convolution code, as the reference for tests. Small sizes only:
     ``max(c_out, c_in) * H * W`` must not exceed ``DENSE_LIMIT``.
     """
-    _check_kernel(kernel)
-    H, W = _check_size(input_size)
+    check_kernel(kernel)
+    H, W = check_input_size(input_size)
     check_padding_mode(padding)
     c_out, c_in, kh, kw = kernel.shape
     if max(c_out, c_in) * H * W > DENSE_LIMIT:

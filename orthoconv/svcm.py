@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from ._layer_args import image_size, non_negative_int
 from .conv_layer import KernelConv2d
-from .spectral import _check_kernel, circular_spectral_norm, conv_spectral_norm, frequency_response
+from .spectral import check_kernel, circular_spectral_norm, conv_spectral_norm, frequency_response
 
 
 def _check_fits(kernel: Tensor, size: tuple[int, int]) -> None:
@@ -52,7 +52,7 @@ def _check_fits(kernel: Tensor, size: tuple[int, int]) -> None:
 def clip_singular_values(kernel: Tensor, input_size, bound: float = 1.0) -> Tensor:
     """Steps 1-3: the ``(c_out, c_in, H, W)`` kernel whose circular operator on ``input_size`` is the
     original one with every singular value clipped to ``<= bound``."""
-    _check_kernel(kernel)
+    check_kernel(kernel)
     H, W = image_size(input_size)
     K = frequency_response(kernel, (H, W)).contiguous()
     U, S, Vh = torch.linalg.svd(K, full_matrices=False)
@@ -66,7 +66,7 @@ def svcm_project(kernel: Tensor, input_size, rounds: int = 1) -> Tensor:
     ``rounds = 0`` returns the kernel unchanged. The result's norm is NOT guaranteed to be <= 1;
     measure it (:func:`orthoconv.spectral.circular_spectral_norm`) or see :func:`svcm_history`.
     """
-    _check_kernel(kernel)
+    check_kernel(kernel)
     size = image_size(input_size)
     rounds = non_negative_int(rounds, "rounds")
     _check_fits(kernel, size)
