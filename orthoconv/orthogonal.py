@@ -82,7 +82,7 @@ def bjorck_orthogonal(A: Tensor, tol: float | None = None, max_iter: int = 100, 
     if not bool((norm > 0).all()):
         raise BjorckConvergenceError("bjorck_orthogonal: A has a zero matrix, which has no orthonormal frame")
     X = A / norm
-    for step in range(max_iter):
+    for _ in range(max_iter):
         gram = X.transpose(-2, -1) @ X
         error = torch.linalg.matrix_norm(gram - eye, ord="fro").max()
         if error <= tol:
