@@ -102,8 +102,10 @@ def zero_padding_norm_bound(
     ``sup_z ||K(z)||_2``, which no size-independent bound can). Cropping to fewer taps would not be
     valid: a tap at offset ``H - 1`` still couples the first and last rows of the window.
 
-    Returned: the smallest of the bounds over ``t = 0..n_iter`` (``t = 0``: :func:`tap_norm_bound`);
-    ``c = min(c_in, c_out)`` is the Gram side. Computed in the kernel's precision (use float64).
+    Returned: the smallest of the bounds over ``t = 0..n_iter`` (``t = 0``: :func:`tap_norm_bound`).
+    The Gram side is ``c_in`` with a crop (the argument is about the input window: the output side
+    ``T T^T`` cropped to ``H x W`` would miss outputs beyond the image, e.g. with padding ``k - 1``)
+    and ``min(c_in, c_out)`` without one. Computed in the kernel's precision (use float64).
     """
     check_kernel(kernel)
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
@@ -114,7 +116,10 @@ def zero_padding_norm_bound(
         return best
     K = kernel.detach()
     adjoint = K.transpose(0, 1).flip(-2, -1)
-    first = (adjoint, K) if K.shape[1] <= K.shape[0] else (K, adjoint)
+    # The crop argument restricts the INPUT window, so with a crop the first product is T^T T (c_in x c_in taps)
+    # whatever the shape; without one, T T^T has the same norm and the smaller side is cheaper.
+    input_side = size is not None or K.shape[1] <= K.shape[0]
+    first = (adjoint, K) if input_side else (K, adjoint)
     log_scale = 0.0
     current = None
     for t in range(1, n_iter + 1):

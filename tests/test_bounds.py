@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import orthoconv as oc
@@ -100,6 +100,7 @@ def test_zero_padding_bound_is_certified(shape, seed, n_iter, crop):
             assert bound >= circular_spectral_norm(kernel, size) * (1 - 1e-12)
 
 
+@example(c_in=3, c_out=2, k=2, H=1, W=1, stride=1, padding=1, seed=2)  # wider input: the Gram side must be c_in
 @examples
 @given(
     c_in=st.integers(1, 3), c_out=st.integers(1, 3), k=st.integers(1, 4), H=st.integers(2, 6), W=st.integers(2, 6),
@@ -114,6 +115,20 @@ def test_cropped_bound_holds_for_any_zero_padding_and_stride(c_in, c_out, k, H, 
     out = F.conv2d(basis, kernel, stride=stride, padding=padding)
     exact = float(torch.linalg.svdvals(out.reshape(c_in * H * W, -1))[0])
     assert zero_padding_norm_bound(kernel, (H, W), 6) >= exact * (1 - 1e-12)
+
+
+@examples
+@given(shape=conv_shapes(max_side=5), seed=st.integers(0, 2**16), n_iter=st.sampled_from([1, 6, 24]))
+def test_cropped_bound_never_falls_below_the_full_convolution_norm(shape, seed, n_iter):
+    """The crop keeps every output of the plane convolution: ``||P S_t P||^(2^-t) >= ||P S_1 P||^(1/2) = ||T P||``
+    (``T P``: the "full" convolution, output ``(H + kh - 1) x (W + kw - 1)``), so no number of steps goes below
+    it; at ``t = 1`` the bound still exceeds it."""
+    c_out, c_in, kh, kw, H, W = shape
+    kernel = kernel_of((c_out, c_in, kh, kw), seed)
+    basis = torch.eye(c_in * H * W, dtype=F64).reshape(-1, c_in, H, W)
+    full = F.conv2d(basis, kernel, padding=(kh - 1, kw - 1)).reshape(c_in * H * W, -1)
+    full_norm = float(torch.linalg.svdvals(full)[0])
+    assert zero_padding_norm_bound(kernel, (H, W), n_iter) >= full_norm * (1 - 1e-12)
 
 
 @pytest.mark.parametrize("c, k, n", [(4, 3, 8), (16, 3, 8), (16, 5, 8), (8, 4, 6), (32, 3, 6)])
