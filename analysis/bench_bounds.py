@@ -10,6 +10,17 @@ For each kernel (``c x c x k x k``, float64) and image ``n x n``:
   against the same full spectrum. Target: within 15%. ``embed`` is the certified circular-embedding
   bound (exact FFT norm on ``(n + k - 1)^2``, REFERENCES.md) for comparison.
 
+Two columns measure what no tuning of these methods can beat:
+
+- ``prod_t/full``: the time of ONE batched Gram product ``K(w)^H K(w)`` over the half spectrum,
+  relative to the full spectrum. Every Gram step is at least one such product on each frequency it
+  keeps, and i.i.d. Gaussian kernels keep all of them (their per-frequency norms are tied within the
+  early steps' overshoot), so where this exceeds 0.1 the time target is out of reach on this device.
+- ``zero_lim/dense``: the same bound after ``ZERO_LIMIT_ITER`` steps, where the cropped iteration has
+  reached its fixed point (it converges to a limit above the exact norm: every crop gives up the
+  coupling between the window and the outside, ``P S^2 P - (P S P)^2 >= 0``). Where this exceeds
+  1.15, no number of steps reaches the 15% target.
+
 Kernels: ``gaussian`` (iid N(0, 1) taps: every frequency's transfer matrix is a Gaussian matrix, so
 the per-frequency norms are nearly tied, the hard case for Gram iteration) and ``smooth`` (one shared
 random matrix plus 0.3 x Gaussian taps: the spectrum peaks at low frequencies, as trained filters'
@@ -17,7 +28,7 @@ often do). Timings run interleaved after a warm-up (:func:`analysis.bench.paired
 ``--threads`` intra-op threads (default 1: on a shared 2-core machine two threads made small batched
 LAPACK calls erratically 10-100x slower).
 
-``python -m analysis.bench_bounds [--quick] [--json FILE] [--threads N]``
+``python -m analysis.bench_bounds [--quick] [--json FILE] [--threads N] [--device DEV]``
 """
 
 from __future__ import annotations
@@ -28,8 +39,9 @@ from pathlib import Path
 import torch
 
 from orthoconv.certify import zero_padding_norm_bound
+from orthoconv.cli import positive_int
 from orthoconv.gram import gram_iteration_norm
-from orthoconv.spectral import circular_spectral_norm, conv_singular_values, dense_operator
+from orthoconv.spectral import circular_spectral_norm, conv_singular_values, dense_operator, frequency_response
 from orthoconv.table import format_table
 
 from .bench import paired_times
@@ -39,6 +51,7 @@ from .progress import progress
 DENSE_BENCH_LIMIT = 2048  # c * n^2: dense SVD of at most 2048 x 2048 (a few seconds)
 ZERO_BOUND_LIMIT = 512  # c * n: the cropped kernel Gram iteration costs ~ 6 (4n)(2n) c^3 (timed where c n <= 512)
 GRAM_TARGET, GRAM_TIME_TARGET, ZERO_TARGET = 1e-3, 0.1, 0.15
+ZERO_LIMIT_ITER = 24  # the cropped iteration's fixed point, to 1e-6 relative on every measured row
 
 QUICK = [(16, 3, 8), (16, 5, 8), (64, 3, 16)]
 FULL = (
@@ -49,50 +62,60 @@ FULL = (
 )
 
 
-def make_kernel(family: str, c: int, k: int, seed: int) -> torch.Tensor:
+def make_kernel(family: str, c: int, k: int, seed: int, device: str = "cpu") -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     taps = torch.randn(c, c, k, k, generator=g, dtype=torch.float64)
-    if family == "gaussian":
-        return taps
-    shared = torch.randn(c, c, 1, 1, generator=g, dtype=torch.float64)
-    return shared + 0.3 * taps
+    if family != "gaussian":
+        shared = torch.randn(c, c, 1, 1, generator=g, dtype=torch.float64)
+        taps = shared + 0.3 * taps
+    return taps.to(device)
 
 
-def measure(c: int, k: int, n: int, family: str, repeats: int) -> dict:
-    kernel = make_kernel(family, c, k, seed=1000 * c + 10 * k + n)
+def measure(c: int, k: int, n: int, family: str, repeats: int, device: str = "cpu") -> dict:
+    kernel = make_kernel(family, c, k, seed=1000 * c + 10 * k + n, device=device)
     size = (n, n)
     exact = float(conv_singular_values(kernel, size).max())
     gram = gram_iteration_norm(kernel, size, 6)
     row = {"c": c, "k": k, "n": n, "kernel": family, "exact": exact, "gram/exact-1": gram / exact - 1}
-    fns = [lambda: conv_singular_values(kernel, size), lambda: gram_iteration_norm(kernel, size, 6)]
+    transfer = frequency_response(kernel, size).reshape(-1, c, c).contiguous()
+    fns = [
+        lambda: conv_singular_values(kernel, size),
+        lambda: gram_iteration_norm(kernel, size, 6),
+        lambda: transfer.mH @ transfer,
+    ]
     do_zero = c * n <= ZERO_BOUND_LIMIT
     if do_zero:
         fns.append(lambda: zero_padding_norm_bound(kernel, size, 6))
-    times = paired_times(fns, repeats, "cpu")
+    times = paired_times(fns, repeats, device)
     row["full_ms"] = 1e3 * times[0]
     row["gram_t/full"] = times[1] / times[0]
+    row["prod_t/full"] = times[2] / times[0]
     row["gram_met"] = row["gram/exact-1"] <= GRAM_TARGET and row["gram_t/full"] <= GRAM_TIME_TARGET
     if do_zero:
         zero = zero_padding_norm_bound(kernel, size, 6)
-        row["zero_t/full"] = times[2] / times[0]
+        row["zero_t/full"] = times[3] / times[0]
         if c * n * n <= DENSE_BENCH_LIMIT:
             dense = float(torch.linalg.svdvals(dense_operator(kernel, size, "zeros"))[0])
             row["zero/dense"] = zero / dense
+            row["zero_lim/dense"] = zero_padding_norm_bound(kernel, size, ZERO_LIMIT_ITER) / dense
             row["embed/dense"] = circular_spectral_norm(kernel, (n + k - 1, n + k - 1)) / dense
             row["zero_met"] = row["zero/dense"] <= 1 + ZERO_TARGET
     return row
 
 
-COLUMNS = ["c", "k", "n", "kernel", "full_ms", "gram/exact-1", "gram_t/full", "gram_met",
-           "zero/dense", "embed/dense", "zero_t/full", "zero_met"]
+COLUMNS = ["c", "k", "n", "kernel", "full_ms", "gram/exact-1", "gram_t/full", "prod_t/full", "gram_met",
+           "zero/dense", "zero_lim/dense", "embed/dense", "zero_t/full", "zero_met"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.bench_bounds", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="three small configurations")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--device", default="cpu", help="torch device of the kernels and timings (default cpu)")
     args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: CUDA is not available on this machine")
     torch.set_num_threads(args.threads)
     configs = QUICK if args.quick else FULL
     families = ("gaussian", "smooth")
@@ -100,20 +123,27 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for c, k, n, family in progress(tasks, label="bench_bounds"):
         repeats = 3 if args.quick or c < 256 else 2
-        rows.append(measure(c, k, n, family, repeats))
+        rows.append(measure(c, k, n, family, repeats, args.device))
     print(format_table(rows, COLUMNS))
     gram = [r for r in rows if r["kernel"] == "gaussian"]
+    zero = [r for r in rows if "zero_met" in r]
     print(
-        f"\ntorch {torch.__version__}, {torch.get_num_threads()} thread(s), float64, median of interleaved repeats.\n"
+        f"\ntorch {torch.__version__}, device {args.device}, {torch.get_num_threads()} thread(s), float64, "
+        "median of interleaved repeats.\n"
         f"targets: gram within {GRAM_TARGET:.0e} of exact in <= {GRAM_TIME_TARGET} of the full-spectrum time "
         f"(met in {sum(r['gram_met'] for r in rows)}/{len(rows)} rows; accuracy alone in "
         f"{sum(r['gram/exact-1'] <= GRAM_TARGET for r in rows)}/{len(rows)}; gaussian time ratios "
         f"{min(r['gram_t/full'] for r in gram):.2f}..{max(r['gram_t/full'] for r in gram):.2f}); "
         f"zero bound within {ZERO_TARGET:.0%} of the dense norm (met in "
-        f"{sum(r.get('zero_met', False) for r in rows)}/{sum('zero_met' in r for r in rows)} rows where dense fits)"
+        f"{sum(r['zero_met'] for r in zero)}/{len(zero)} rows where dense fits).\n"
+        f"floors: one Gram product alone exceeds {GRAM_TIME_TARGET} of the full time in "
+        f"{sum(r['prod_t/full'] > GRAM_TIME_TARGET for r in gram)}/{len(gram)} gaussian rows; the cropped "
+        f"iteration's limit exceeds {1 + ZERO_TARGET} in {sum(r['zero_lim/dense'] > 1 + ZERO_TARGET for r in zero)}/"
+        f"{len(zero)} rows"
     )
     if args.json:
-        write_json(Path(args.json), {"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows})
+        meta = {"torch": torch.__version__, "device": args.device, "threads": torch.get_num_threads()}
+        write_json(Path(args.json), {**meta, "rows": rows})
     return 0
 
 
