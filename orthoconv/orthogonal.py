@@ -56,12 +56,16 @@ def expm_orthogonal(A: Tensor) -> Tensor:
     """Orthonormal columns as the first r columns of ``exp(S - S^T)``, S the n x n zero-padded ``A``.
 
     The exponential of a skew-symmetric matrix is orthogonal and has determinant +1, so this map
-    reaches exactly the rotations (SO(n)) when ``A`` is square. Scaling and squaring makes the
-    orthogonality error grow like ``eps * ||A||``: for very large parameters prefer ``qr``.
+    reaches exactly the rotations (SO(n)) when ``A`` is square. ``torch.linalg.matrix_exp`` leaves an
+    orthogonality error ``delta`` of a few ``1e-14`` at small norms (its truncated Taylor series) that
+    grows like ``eps * ||A||`` with scaling and squaring; one Newton-Schulz step
+    ``Q (3 I - Q^T Q) / 2`` takes it to ``~1.5 delta^2`` plus rounding, so the columns are orthonormal
+    to ``~1e-15`` for any ``||A||`` whose exponential is accurate to ``delta < 0.1``.
     """
     n, r = A.shape[-2], A.shape[-1]
     S = torch.nn.functional.pad(A, (0, n - r))
-    return torch.linalg.matrix_exp(S - S.transpose(-2, -1))[..., :r]
+    Q = torch.linalg.matrix_exp(S - S.transpose(-2, -1))[..., :r]
+    return 1.5 * Q - 0.5 * Q @ (Q.transpose(-2, -1) @ Q)
 
 
 def bjorck_orthogonal(A: Tensor, tol: float | None = None, max_iter: int = 100, beta: float = 0.5) -> Tensor:
