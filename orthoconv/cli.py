@@ -13,6 +13,7 @@ EXPERIMENTS = {
     "components": "analysis.components",
     "fit": "analysis.fit",
     "homotopy": "analysis.homotopy",
+    "svcm-rounds": "analysis.svcm_rounds",
 }
 BENCHMARKS = {"core": "analysis.bench", "bounds": "analysis.bench_bounds"}
 

@@ -1,9 +1,12 @@
+import os
+
 import pytest
 import torch
 from hypothesis import settings
 
 settings.register_profile("default", deadline=None, max_examples=25, derandomize=True)
-settings.load_profile("default")
+settings.register_profile("thorough", deadline=None, max_examples=300)  # random seeds: a search for counterexamples
+settings.load_profile(os.environ.get("ORTHOCONV_HYPOTHESIS", "default"))
 
 
 @pytest.fixture(params=["cpu", "cuda"])

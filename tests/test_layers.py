@@ -4,6 +4,7 @@ Reference: the dense matrix of the layer's own forward map (applied to the ident
 removed) and its SVD in float64, independent of the layers' kernels and of the FFT code.
 """
 
+import json
 import math
 
 import numpy as np
@@ -179,6 +180,21 @@ def test_svcm_masking_breaks_the_bound_and_rounds_shrink_it():
     assert svcm_rounds_needed(kernel, (8, 8), 1.1, max_rounds=20) <= 8
     assert svcm_rounds_needed(kernel, (8, 8), 1.0 + 1e-6, max_rounds=3) is None
     assert svcm_rounds_needed(kernel / 1e3, (8, 8), 1.0) == 0
+
+
+def test_svcm_rounds_experiment_agrees_with_svcm_rounds_needed(tmp_path):
+    """``analysis.svcm_rounds`` reads the rounds off one history; ``svcm_rounds_needed`` recomputes them."""
+    from analysis import svcm_rounds
+
+    assert svcm_rounds.main(["--quick", "--workers", "1", "--draws", "1", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "svcm_rounds.json").read_text())
+    for row, run in zip(data["rows"], data["histories"]):
+        kernel = torch.randn(row["c"], row["c"], row["k"], row["k"], generator=torch.Generator().manual_seed(run["seed"]),
+                             dtype=F64)
+        assert run["history"][0] == pytest.approx(circular_spectral_norm(kernel, (row["n"], row["n"])), rel=1e-12)
+        for bound in svcm_rounds.BOUNDS:
+            assert row[f"to {bound}"] == svcm_rounds_needed(kernel, (row["n"], row["n"]), bound, data["max_rounds"])
+        assert 1 < row["after 10"] < row["after 1"] < row["initial"]
 
 
 def test_svcm_layer_reports_its_exact_norm():
