@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import orthoconv as oc
@@ -25,7 +25,7 @@ from orthoconv.spectral import circular_spectral_norm, dense_operator
 from orthoconv.svcm import SVCM, clip_singular_values, svcm_history, svcm_project, svcm_rounds_needed
 
 F64 = torch.float64
-small = settings(max_examples=30, deadline=None)
+small = settings(max_examples=max(30, settings().max_examples), deadline=None)  # the profile may ask for more
 
 
 def forward_matrix(layer, c_in, H, W, dtype=F64):
@@ -94,6 +94,7 @@ def test_rko_is_not_gradient_norm_preserving():
 
 @small
 @given(shape=shapes, padding=modes, scale=st.sampled_from([0.2, 5.0]), seed=st.integers(0, 2**16))
+@example(shape=(1, 1, 3, 5, 1), padding="zeros", scale=5.0, seed=0)  # sigma_2 / sigma_1 = 0.993: 1.0012 after 100 steps
 def test_ossn_normalizes_to_one_and_certifies_the_exact_norm(shape, padding, scale, seed):
     c_in, c_out, k, H, W = shape
     torch.manual_seed(seed)
@@ -104,15 +105,18 @@ def test_ossn_normalizes_to_one_and_certifies_the_exact_norm(shape, padding, sca
     for _ in range(20):
         layer(x)
     layer.eval()
-    raw = singular_values(dense_operator(layer.weight.detach(), (H, W), padding)).max()
+    raw_spectrum = singular_values(dense_operator(layer.weight.detach(), (H, W), padding))
+    raw = raw_spectrum.max()
     sigma = singular_values(forward_matrix(layer, c_in, H, W)).max()
     bound = layer.lipschitz_bound()
     assert abs(bound - sigma) <= 1e-10 * max(1.0, sigma)  # small images: the exact norm (FFT or dense)
     if raw <= 1 - 1e-6:
         assert abs(sigma - raw) < 1e-12  # one-sided: a contraction is left alone
     else:
-        assert sigma >= 1 - 1e-12  # sigma is a lower bound, so W / sigma has norm >= 1 ...
-        assert sigma <= 1 + 1e-6  # ... and after 100 power steps it is 1 to 6 digits
+        assert sigma >= 1 - 1e-12  # the power estimate is a lower bound, so W / estimate has norm >= 1 ...
+        gap = raw_spectrum[1] / raw if len(raw_spectrum) > 1 else 0.0
+        if gap <= 0.9:  # ... and 100 power steps converge like gap^200 < 1e-9 (a small gap converges slower)
+            assert sigma <= 1 + 1e-6
 
 
 def test_ossn_takes_the_size_from_the_first_input_and_keeps_it():
