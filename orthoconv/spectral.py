@@ -150,11 +150,12 @@ def power_iteration_norm(
     kernel: Tensor, input_size, padding: str = "zeros", n_iter: int = 50, seed: int = 0
 ) -> float:
     """A lower bound on ``||conv(W)||_2``: ``||A x||`` for the unit ``x`` reached by ``n_iter`` steps of
-    power iteration on ``A^T A`` (conv and its adjoint), started from a seeded Gaussian."""
+    power iteration on ``A^T A`` (conv and its adjoint), started from a seeded Gaussian (drawn on the
+    CPU, so a seed gives the same start on every device)."""
     check_kernel(kernel)
     H, W = check_input_size(input_size)
-    generator = torch.Generator(device=kernel.device).manual_seed(seed)
-    x = torch.randn(1, kernel.shape[1], H, W, generator=generator, dtype=kernel.dtype, device=kernel.device)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, kernel.shape[1], H, W, generator=generator, dtype=kernel.dtype).to(kernel.device)
     with torch.no_grad():
         for _ in range(n_iter):
             x = x / torch.linalg.vector_norm(x)

@@ -18,7 +18,13 @@ from orthoconv.certify import (
     zero_padding_norm_bound,
 )
 from orthoconv.gram import gram_iteration_norm, gram_log_bounds, gram_spectral_norm_bound
-from orthoconv.spectral import circular_spectral_norm, conv_singular_values, dense_operator, frequency_response
+from orthoconv.spectral import (
+    circular_spectral_norm,
+    conv_singular_values,
+    dense_operator,
+    frequency_response,
+    power_iteration_norm,
+)
 
 from strategies import conv_shapes
 
@@ -82,6 +88,23 @@ def test_gram_max_over_frequencies_is_not_the_stack_frobenius():
     kernel = torch.zeros(1, 1, 1, 2, dtype=F64)
     kernel[0, 0, 0, 0], kernel[0, 0, 0, 1] = 1.0, 1.0  # K(w) = 1 + w: |K| = 2 at w = 1 only
     assert gram_iteration_norm(kernel, (1, 4), 3) == pytest.approx(2.0, rel=1e-14)
+
+
+def test_bounds_run_on_the_device_of_the_kernel(device):
+    """Every bound takes its kernel where it is (CPU, and CUDA where present) and agrees with the CPU float64 value."""
+    kernel = kernel_of((6, 4, 3, 3), 0)
+    on_device = kernel.to(device)
+    for bound in (
+        lambda K: gram_iteration_norm(K, (8, 8), 6),
+        lambda K: zero_padding_norm_bound(K, (8, 8), 6),
+        lambda K: power_iteration_norm(K, (8, 8), "zeros", 30),
+    ):
+        assert bound(on_device) == pytest.approx(bound(kernel), rel=1e-9)
+    logits = torch.randn(5, 3, dtype=F64, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    radii = certified_radii(logits.to(device), labels.to(device), 2.0)
+    assert radii.device.type == device
+    assert torch.allclose(radii.cpu(), certified_radii(logits, labels, 2.0), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- zero padding
