@@ -93,7 +93,7 @@ def bjorck_orthogonal(A: Tensor, tol: float | None = None, max_iter: int = 100, 
             return X
         X = (1 + beta) * X - beta * (X @ gram)
     raise BjorckConvergenceError(
-        f"bjorck_orthogonal: ||X^T X - I||_F = {float(error):.3e} > tol = {tol:.1e} after {max_iter} iterations "
+        f"bjorck_orthogonal: ||X^T X - I||_F = {float(error.detach()):.3e} > tol = {tol:.1e} after {max_iter} iterations "
         "(the input is singular or too ill-conditioned); raise max_iter or use method='qr'"
     )
 
