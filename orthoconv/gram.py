@@ -35,7 +35,7 @@ import math
 import torch
 from torch import Tensor
 
-from .spectral import check_kernel, check_input_size, frequency_response
+from .spectral import SpectralNorm, check_kernel, check_input_size, frequency_response
 
 
 def _check_n_iter(n_iter) -> int:
@@ -86,38 +86,59 @@ def gram_log_bounds(matrices: Tensor, n_iter: int = 6) -> Tensor:
     return (log_scale / 2**n_iter).reshape(batch)
 
 
-def gram_spectral_norm_bound(matrices: Tensor, n_iter: int = 6, exact_probe: bool = True) -> float:
-    """A certified upper bound on ``max_b sigma_1(M_b)`` over a batch of matrices ``(..., m, n)``.
+def _check_rtol(rtol) -> float | None:
+    if rtol is not None and (isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not rtol > 0):
+        raise ValueError(f"rtol must be a positive number or None, got {rtol!r}")
+    return rtol
 
-    Gram iteration with ``n_iter`` steps on every matrix, dropping matrices that cannot hold the
-    maximum (module docstring). ``exact_probe`` adds to the lower bound used for dropping the exact
-    ``sigma_1`` of the most promising matrix (one SVD each) before the first product (by Frobenius
-    norm, so matrices far below the maximum never enter a product) and after it. Equal to
-    ``exp(gram_log_bounds(M, n_iter).max())`` up to rounding.
+
+def gram_spectral_norm_enclosure(
+    matrices: Tensor, n_iter: int = 6, exact_probe: bool = True, rtol: float | None = None
+) -> tuple[float, float, int]:
+    """``(lower, upper, steps)`` with ``lower <= max_b sigma_1(M_b) <= upper`` over a batch ``(..., m, n)``.
+
+    Gram iteration on every matrix, dropping matrices that cannot hold the maximum (module
+    docstring). ``upper`` is certified; ``lower`` is the best of the lower bounds used for dropping:
+    ``(||G_t||_F^2 / tr G_t)^(2^-t)`` at every step and, with ``exact_probe``, the exact ``sigma_1`` of
+    the most promising matrix (one SVD each) before the first product (by Frobenius norm, so matrices
+    far below the maximum never enter a product) and after it. ``steps = n_iter``, unless ``rtol`` is
+    given: then the iteration stops after the first step ``t`` at which ``upper <= (1 + rtol) lower``,
+    so ``upper`` is within ``rtol`` of the exact maximum. Without ``rtol`` (or before it stops),
+    ``upper`` equals ``exp(gram_log_bounds(M, steps).max())`` up to rounding.
     """
-    n_iter = _check_n_iter(n_iter)
+    n_iter, rtol = _check_n_iter(n_iter), _check_rtol(rtol)
     M = _oriented(matrices)
     if M.shape[0] == 0 or M.shape[-1] == 0:
-        return 0.0
+        return 0.0, 0.0, 0
     scale = _frobenius(M)
     nonzero = scale > 0  # zero matrices have sigma_1 = 0 and cannot hold the maximum
     if not bool(nonzero.any()):
-        return 0.0
+        return 0.0, 0.0, 0
     if not bool(nonzero.all()):
         M, scale = M[nonzero], scale[nonzero]
     log_scale = upper = scale.log()  # t = 0: sigma_1 <= ||M||_F
     lower = -math.inf
     retired = []  # upper bounds of the matrices dropped along the way
+    tolerance = math.log1p(rtol) if rtol is not None else None
+
+    def bounds(t: int) -> tuple[float, float, int]:
+        top = max([float(upper.max()), *retired])
+        return math.exp(min(lower, top)), math.exp(top), t
+
+    def converged() -> bool:
+        return tolerance is not None and max([float(upper.max()), *retired]) - lower <= tolerance
 
     def drop(keep: Tensor, best: int) -> Tensor:
         keep[best] = True  # its upper bound is >= its lower bound up to rounding: never drop everything
         if not bool(keep.all()):
-            retired.append(upper[~keep].max())
+            retired.append(float(upper[~keep].max()))
         return keep
 
-    if exact_probe and n_iter > 0 and M.shape[0] > 1:
+    if exact_probe and n_iter > 0:
         best = int(upper.argmax())
         lower = float(torch.linalg.matrix_norm(M[best], ord=2).log())
+        if converged():
+            return bounds(0)
         keep = drop(upper >= lower, best)
         if not bool(keep.all()):
             index = keep.nonzero().squeeze(1)  # index_select: far faster than a boolean gather here
@@ -129,8 +150,8 @@ def gram_spectral_norm_bound(matrices: Tensor, n_iter: int = 6, exact_probe: boo
         _rescale_(G, 1 / norm)
         log_scale = 2 * log_scale + norm.log()
         upper = log_scale / 2**t
-        if t == n_iter or G.shape[0] == 1:
-            continue
+        if t == n_iter and tolerance is None:
+            break
         # lambda_max(G_t) >= ||G_t||_F^2 / tr(G_t); Ghat_t has unit norm, so the log bound is L_t - log tr
         trace = torch.diagonal(G, dim1=-2, dim2=-1).real.sum(dim=-1)
         candidates = (log_scale - trace.log()) / 2**t
@@ -138,25 +159,43 @@ def gram_spectral_norm_bound(matrices: Tensor, n_iter: int = 6, exact_probe: boo
         lower = max(lower, float(candidates[best]))
         if exact_probe and t == 1:  # M and G are still aligned
             lower = max(lower, float(torch.linalg.matrix_norm(M[best], ord=2).log()))
-        keep = drop(upper >= lower, best)
-        if not bool(keep.all()):
-            index = keep.nonzero().squeeze(1)
-            G, log_scale, upper = G.index_select(0, index), log_scale[index], upper[index]
-    final = torch.stack([upper.max(), *retired]).max()
-    return math.exp(float(final))
+        if converged() or t == n_iter:
+            return bounds(t)
+        if G.shape[0] > 1:
+            keep = drop(upper >= lower, best)
+            if not bool(keep.all()):
+                index = keep.nonzero().squeeze(1)
+                G, log_scale, upper = G.index_select(0, index), log_scale[index], upper[index]
+    return bounds(n_iter)
 
 
-def gram_iteration_norm(kernel: Tensor, input_size, n_iter: int = 6) -> float:
+def gram_spectral_norm_bound(
+    matrices: Tensor, n_iter: int = 6, exact_probe: bool = True, rtol: float | None = None
+) -> float:
+    """A certified upper bound on ``max_b sigma_1(M_b)`` over a batch of matrices ``(..., m, n)``: the
+    ``upper`` of :func:`gram_spectral_norm_enclosure` (``n_iter`` steps, or fewer once within ``rtol``)."""
+    return gram_spectral_norm_enclosure(matrices, n_iter, exact_probe, rtol)[1]
+
+
+def gram_iteration_norm(kernel: Tensor, input_size, n_iter: int = 6, rtol: float | None = None) -> float:
     """A certified upper bound on ``||conv(W)||_2`` under circular padding on ``input_size = (H, W)``.
 
     The maximum over the ``H (W // 2 + 1)`` frequencies of the half spectrum (the others are complex
     conjugates) of ``||G_t(w)||_F^(2^-t)``, ``t = n_iter``, ``G_0(w) = K(w)`` the transfer matrix
     (Delattre et al. 2023). Within a relative ``rank^(2^-(n_iter+1)) - 1`` of the exact norm at worst;
-    computed in the kernel's precision (certified up to rounding, ``~ c * eps`` relative).
+    with ``rtol``, ``n_iter`` is the most steps and the iteration stops as soon as the bound is within
+    ``rtol`` of a certified lower bound (:func:`gram_norm_enclosure` returns both ends). Computed in
+    the kernel's precision (certified up to rounding, ``~ c * eps`` relative).
     """
+    return gram_norm_enclosure(kernel, input_size, n_iter, rtol).upper
+
+
+def gram_norm_enclosure(kernel: Tensor, input_size, n_iter: int = 16, rtol: float | None = 1e-3) -> SpectralNorm:
+    """``lower <= ||conv(W)||_2 <= upper`` under circular padding, by Gram iteration until
+    ``upper <= (1 + rtol) lower`` or ``n_iter`` steps (:func:`gram_spectral_norm_enclosure`);
+    ``method`` names the number of steps taken."""
     check_kernel(kernel)
     H, W = check_input_size(input_size)
-    n_iter = _check_n_iter(n_iter)
     with torch.no_grad():
-        return gram_spectral_norm_bound(frequency_response(kernel, (H, W)), n_iter)
-
+        lower, upper, steps = gram_spectral_norm_enclosure(frequency_response(kernel, (H, W)), n_iter, rtol=rtol)
+    return SpectralNorm(lower, upper, f"gram iteration, {steps} steps")

@@ -17,7 +17,7 @@ from orthoconv.certify import (
     tap_norm_bound,
     zero_padding_norm_bound,
 )
-from orthoconv.gram import gram_iteration_norm, gram_log_bounds, gram_spectral_norm_bound
+from orthoconv.gram import gram_iteration_norm, gram_log_bounds, gram_norm_enclosure, gram_spectral_norm_bound
 from orthoconv.spectral import (
     circular_spectral_norm,
     conv_singular_values,
@@ -53,6 +53,34 @@ def test_gram_bound_encloses_the_dense_norm(shape, seed, n_iter):
     exact = dense_norm(kernel, (H, W), "circular")
     bound = gram_iteration_norm(kernel, (H, W), n_iter)
     assert exact * (1 - 1e-12) <= bound <= exact * min(c_in, c_out) ** (2.0 ** -(n_iter + 1)) * (1 + 1e-12)
+
+
+@examples
+@given(shape=conv_shapes(), seed=st.integers(0, 2**16), rtol=st.sampled_from([1e-1, 1e-3, 1e-8]),
+       smooth=st.booleans())
+def test_gram_enclosure_holds_and_stops_within_rtol(shape, seed, rtol, smooth):
+    """lower <= exact <= upper always; when it stops before n_iter steps, upper <= (1 + rtol) exact."""
+    c_out, c_in, kh, kw, H, W = shape
+    kernel = kernel_of((c_out, c_in, kh, kw), seed)
+    if smooth:  # a dominant band: frequencies get dropped, and the probe finds the maximum early
+        kernel = kernel + 3 * kernel_of((c_out, c_in, 1, 1), seed + 1)
+    exact = dense_norm(kernel, (H, W), "circular")
+    enclosure = gram_norm_enclosure(kernel, (H, W), 12, rtol)
+    assert enclosure.lower <= exact * (1 + 1e-12) and exact <= enclosure.upper * (1 + 1e-12)
+    steps = int(enclosure.method.split(", ")[1].split()[0])
+    if steps < 12:
+        assert enclosure.upper <= exact * (1 + rtol) * (1 + 1e-12)
+    assert gram_iteration_norm(kernel, (H, W), 12, rtol) == enclosure.upper
+
+
+@pytest.mark.parametrize("c, k, n", [(64, 3, 8), (32, 5, 16)])
+def test_gram_with_rtol_reaches_a_tenth_of_a_percent(c, k, n):
+    """i.i.d. Gaussian kernels (tied frequencies, the slow case) reach 0.1% within 16 steps."""
+    kernel = kernel_of((c, c, k, k), c * k + n)
+    exact = float(conv_singular_values(kernel, (n, n)).max())
+    enclosure = gram_norm_enclosure(kernel, (n, n), 16, 1e-3)
+    assert exact * (1 - 1e-12) <= enclosure.upper <= exact * (1 + 1e-3)
+    assert enclosure.method != "gram iteration, 16 steps"  # stopped on the tolerance, not the step limit
 
 
 @pytest.mark.parametrize("c, k, n", [(16, 3, 8), (32, 3, 16), (24, 5, 12)])
@@ -281,6 +309,8 @@ BAD = [
     (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0, 1, 0]), 0.0), ValueError, "lipschitz"),
     (lambda: certified_accuracy(torch.randn(3, 2), torch.tensor([0, 1, 0]), 1.0, -0.1), ValueError, "eps"),
     (lambda: gram_iteration_norm(torch.randn(2, 2, 3, 3), (4, 4), -1), ValueError, "n_iter"),
+    (lambda: gram_iteration_norm(torch.randn(2, 2, 3, 3), (4, 4), 6, rtol=0.0), ValueError, "rtol"),
+    (lambda: gram_norm_enclosure(torch.randn(2, 2, 3, 3), (4, 4), rtol="1e-3"), ValueError, "rtol"),
     (lambda: gram_iteration_norm(torch.randn(2, 2, 3), (4, 4)), ValueError, "4-D"),
     (lambda: gram_iteration_norm(torch.randn(2, 2, 3, 3), (0, 4)), ValueError, "input_size"),
     (lambda: zero_padding_norm_bound(torch.randn(2, 2, 3, 3), (4, 4), 1.5), ValueError, "n_iter"),
