@@ -26,6 +26,10 @@ its last upper bound still enters the final maximum, so the result is a valid bo
 dropped, and equals the full computation's. Before the first product the upper bound is the Frobenius
 norm, so frequencies far below the maximum (a spectrum with a dominant band) never enter a product;
 when all frequencies are nearly tied (iid Gaussian kernels) nothing is dropped until ``t ~ 4``.
+
+The same lower bounds give an enclosure (:func:`gram_norm_enclosure`): stopping as soon as the upper
+bound is within ``1 + rtol`` of the lower one guarantees the accuracy instead of guessing a number
+of steps (``rtol = 1e-3``: 4 to 7 steps on kernels of 16 to 256 channels, analysis/bench_bounds.py).
 """
 
 from __future__ import annotations
