@@ -13,6 +13,7 @@ rounds do not). The figure plots the median excess ``sigma_max - 1`` against the
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 
@@ -43,7 +44,7 @@ def rounds_to_reach(history: list[float], bound: float) -> int | None:
 
 
 def summarize(results: list[dict], shapes: list[tuple[int, int, int]]) -> list[dict]:
-    """One row per shape: medians over the draws (a bound counts as reached when most draws reach it)."""
+    """One row per shape: medians over the draws (the lower median for rounds; ``None`` when it is unreached)."""
     rows = []
     for c, k, n in shapes:
         histories = [r["history"] for r in results if (r["c"], r["k"], r["n"]) == (c, k, n)]
@@ -53,8 +54,8 @@ def summarize(results: list[dict], shapes: list[tuple[int, int, int]]) -> list[d
             row[f"after {rounds}"] = statistics.median(h[min(rounds, len(h) - 1)] for h in histories)
         for bound in BOUNDS:
             needed = [rounds_to_reach(h, bound) for h in histories]
-            reached = sorted(r for r in needed if r is not None)
-            row[f"to {bound}"] = statistics.median_low(reached) if 2 * len(reached) > len(needed) else None
+            middle = statistics.median_low(math.inf if r is None else r for r in needed)  # unreached counts as inf
+            row[f"to {bound}"] = None if middle == math.inf else middle
         rows.append(row)
     return rows
 
