@@ -138,7 +138,7 @@ def gram_spectral_norm_enclosure(
             retired.append(float(upper[~keep].max()))
         return keep
 
-    if exact_probe and n_iter > 0:
+    if exact_probe and n_iter > 0 and (M.shape[0] > 1 or tolerance is not None):
         best = int(upper.argmax())
         lower = float(torch.linalg.matrix_norm(M[best], ord=2).log())
         if converged():
@@ -154,8 +154,8 @@ def gram_spectral_norm_enclosure(
         _rescale_(G, 1 / norm)
         log_scale = 2 * log_scale + norm.log()
         upper = log_scale / 2**t
-        if t == n_iter and tolerance is None:
-            break
+        if tolerance is None and (t == n_iter or G.shape[0] == 1):
+            continue  # the lower bound would serve only to drop matrices
         # lambda_max(G_t) >= ||G_t||_F^2 / tr(G_t); Ghat_t has unit norm, so the log bound is L_t - log tr
         trace = torch.diagonal(G, dim1=-2, dim2=-1).real.sum(dim=-1)
         candidates = (log_scale - trace.log()) / 2**t
