@@ -125,12 +125,14 @@ def gram_spectral_norm_enclosure(
     retired = []  # upper bounds of the matrices dropped along the way
     tolerance = math.log1p(rtol) if rtol is not None else None
 
+    def top() -> float:
+        return max([float(upper.max()), *retired])
+
     def bounds(t: int) -> tuple[float, float, int]:
-        top = max([float(upper.max()), *retired])
-        return math.exp(min(lower, top)), math.exp(top), t
+        return math.exp(min(lower, top())), math.exp(top()), t
 
     def converged() -> bool:
-        return tolerance is not None and max([float(upper.max()), *retired]) - lower <= tolerance
+        return tolerance is not None and top() - lower <= tolerance
 
     def drop(keep: Tensor, best: int) -> Tensor:
         keep[best] = True  # its upper bound is >= its lower bound up to rounding: never drop everything

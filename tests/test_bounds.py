@@ -17,7 +17,13 @@ from orthoconv.certify import (
     tap_norm_bound,
     zero_padding_norm_bound,
 )
-from orthoconv.gram import gram_iteration_norm, gram_log_bounds, gram_norm_enclosure, gram_spectral_norm_bound
+from orthoconv.gram import (
+    gram_iteration_norm,
+    gram_log_bounds,
+    gram_norm_enclosure,
+    gram_spectral_norm_bound,
+    gram_spectral_norm_enclosure,
+)
 from orthoconv.spectral import (
     circular_spectral_norm,
     conv_singular_values,
@@ -39,6 +45,15 @@ def kernel_of(shape, seed, scale=1.0):
 def dense_norm(kernel, size, padding):
     """Largest singular value of the dense operator (LAPACK through torch, which runs on one thread here)."""
     return float(torch.linalg.svdvals(dense_operator(kernel, size, padding))[0])
+
+
+def torch_conv_norm(kernel, H, W, **conv2d_args):
+    """Largest singular value of ``F.conv2d(., kernel, **conv2d_args)`` on ``H x W`` images, built by
+    applying torch's own convolution to every basis image (a reference independent of orthoconv)."""
+    c_in = kernel.shape[1]
+    basis = torch.eye(c_in * H * W, dtype=F64).reshape(-1, c_in, H, W)
+    matrix = F.conv2d(basis, kernel, **conv2d_args).reshape(c_in * H * W, -1)
+    return float(torch.linalg.svdvals(matrix)[0])
 
 
 # ---------------------------------------------------------------- Gram iteration (circular)
@@ -65,12 +80,13 @@ def test_gram_enclosure_holds_and_stops_within_rtol(shape, seed, rtol, smooth):
     if smooth:  # a dominant band: frequencies get dropped, and the probe finds the maximum early
         kernel = kernel + 3 * kernel_of((c_out, c_in, 1, 1), seed + 1)
     exact = dense_norm(kernel, (H, W), "circular")
-    enclosure = gram_norm_enclosure(kernel, (H, W), 12, rtol)
-    assert enclosure.lower <= exact * (1 + 1e-12) and exact <= enclosure.upper * (1 + 1e-12)
-    steps = int(enclosure.method.split(", ")[1].split()[0])
+    lower, upper, steps = gram_spectral_norm_enclosure(frequency_response(kernel, (H, W)), 12, rtol=rtol)
+    assert lower <= exact * (1 + 1e-12) and exact <= upper * (1 + 1e-12)
     if steps < 12:
-        assert enclosure.upper <= exact * (1 + rtol) * (1 + 1e-12)
-    assert gram_iteration_norm(kernel, (H, W), 12, rtol) == enclosure.upper
+        assert upper <= exact * (1 + rtol) * (1 + 1e-12)
+    enclosure = gram_norm_enclosure(kernel, (H, W), 12, rtol)
+    assert (enclosure.lower, enclosure.upper) == (lower, upper)
+    assert gram_iteration_norm(kernel, (H, W), 12, rtol) == upper
 
 
 @pytest.mark.parametrize("c, k, n", [(64, 3, 8), (32, 5, 16)])
@@ -78,9 +94,9 @@ def test_gram_with_rtol_reaches_a_tenth_of_a_percent(c, k, n):
     """i.i.d. Gaussian kernels (tied frequencies, the slow case) reach 0.1% within 16 steps."""
     kernel = kernel_of((c, c, k, k), c * k + n)
     exact = float(conv_singular_values(kernel, (n, n)).max())
-    enclosure = gram_norm_enclosure(kernel, (n, n), 16, 1e-3)
-    assert exact * (1 - 1e-12) <= enclosure.upper <= exact * (1 + 1e-3)
-    assert enclosure.method != "gram iteration, 16 steps"  # stopped on the tolerance, not the step limit
+    _, upper, steps = gram_spectral_norm_enclosure(frequency_response(kernel, (n, n)), 16, rtol=1e-3)
+    assert exact * (1 - 1e-12) <= upper <= exact * (1 + 1e-3)
+    assert steps < 16  # stopped on the tolerance, not the step limit
 
 
 @pytest.mark.parametrize("c, k, n", [(16, 3, 8), (32, 3, 16), (24, 5, 12)])
@@ -128,6 +144,10 @@ def test_bounds_run_on_the_device_of_the_kernel(device):
         lambda K: power_iteration_norm(K, (8, 8), "zeros", 30),
     ):
         assert bound(on_device) == pytest.approx(bound(kernel), rel=1e-9)
+    circular, zeros = dense_norm(kernel, (8, 8), "circular"), torch_conv_norm(kernel, 8, 8, padding=1)
+    assert circular * (1 - 1e-12) <= gram_iteration_norm(on_device, (8, 8), 6) <= circular * 1.01
+    assert zeros * (1 - 1e-12) <= zero_padding_norm_bound(on_device, (8, 8), 6)
+    assert 0.99 * zeros <= power_iteration_norm(on_device, (8, 8), "zeros", 30) <= zeros * (1 + 1e-12)
     logits = torch.randn(5, 3, dtype=F64, generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([0, 1, 2, 0, 1])
     radii = certified_radii(logits.to(device), labels.to(device), 2.0)
@@ -160,11 +180,9 @@ def test_zero_padding_bound_is_certified(shape, seed, n_iter, crop):
 def test_cropped_bound_holds_for_any_zero_padding_and_stride(c_in, c_out, k, H, W, stride, padding, seed):
     """The crop argument only uses the INPUT window: any padding amount or stride is covered."""
     kernel = kernel_of((c_out, c_in, k, k), seed)
-    basis = torch.eye(c_in * H * W, dtype=F64).reshape(-1, c_in, H, W)
     if H + 2 * padding < k or W + 2 * padding < k:
         return
-    out = F.conv2d(basis, kernel, stride=stride, padding=padding)
-    exact = float(torch.linalg.svdvals(out.reshape(c_in * H * W, -1))[0])
+    exact = torch_conv_norm(kernel, H, W, stride=stride, padding=padding)
     assert zero_padding_norm_bound(kernel, (H, W), 6) >= exact * (1 - 1e-12)
 
 
@@ -176,9 +194,7 @@ def test_cropped_bound_never_falls_below_the_full_convolution_norm(shape, seed, 
     it; at ``t = 1`` the bound still exceeds it."""
     c_out, c_in, kh, kw, H, W = shape
     kernel = kernel_of((c_out, c_in, kh, kw), seed)
-    basis = torch.eye(c_in * H * W, dtype=F64).reshape(-1, c_in, H, W)
-    full = F.conv2d(basis, kernel, padding=(kh - 1, kw - 1)).reshape(c_in * H * W, -1)
-    full_norm = float(torch.linalg.svdvals(full)[0])
+    full_norm = torch_conv_norm(kernel, H, W, padding=(kh - 1, kw - 1))
     assert zero_padding_norm_bound(kernel, (H, W), n_iter) >= full_norm * (1 - 1e-12)
 
 
