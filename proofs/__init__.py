@@ -9,7 +9,7 @@ arXiv 1911.00937; Kautsky & Turcajova 1994 for the 1-D paraunitary factorization
 
 from __future__ import annotations
 
-from proofs import (
+from . import (
     block_paraunitary,
     channel_doubling,
     circular_orthogonality,
@@ -20,7 +20,7 @@ from proofs import (
     two_tap_completeness,
     zero_padding,
 )
-from proofs.result import ProofResult
+from .result import ProofResult
 
 THEOREMS = [
     block_paraunitary,

@@ -1,6 +1,6 @@
 """``python -m proofs``; also importable, exposing :func:`proofs.cli.main` for ``orthoconv prove``."""
 
-from proofs.cli import main
+from .cli import main
 
 __all__ = ["main"]
 

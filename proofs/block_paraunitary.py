@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs.noncommutative import (
+from .noncommutative import (
     Rules,
     equal_modulo,
     idempotent_rules,
@@ -32,7 +32,7 @@ from proofs.noncommutative import (
     matrices,
     transpose_product,
 )
-from proofs.result import Check, ProofResult, all_hold, run_theorem
+from .result import Check, ProofResult, all_hold, run_theorem
 
 NAME = "block_paraunitary"
 STATEMENT = (

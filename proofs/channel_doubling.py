@@ -36,11 +36,11 @@ import itertools
 import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 
-from proofs import circle
-from proofs.circle import CircleAlgebra
-from proofs.kernels import symbolic_taps
-from proofs.noncommutative import equal_modulo, idempotent_rules, matrices
-from proofs.result import Check, ProofResult, all_hold, run_theorem
+from . import circle
+from .circle import CircleAlgebra
+from .kernels import symbolic_taps
+from .noncommutative import equal_modulo, idempotent_rules, matrices
+from .result import Check, ProofResult, all_hold, run_theorem
 
 NAME = "channel_doubling"
 STATEMENT = (

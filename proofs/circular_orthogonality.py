@@ -38,11 +38,11 @@ import itertools
 import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 
-from proofs import rational
-from proofs.kernels import bcop_transfer, gram_coefficients, symbolic_taps, taps_1d, taps_of, transfer_1d
-from proofs.noncommutative import equal_modulo, matrices, transpose_product
-from proofs.operators import as_taps, circular_operator, is_orthogonal, shift
-from proofs.result import Check, ProofResult, all_hold, run_theorem
+from . import rational
+from .kernels import bcop_transfer, gram_coefficients, symbolic_taps, taps_1d, taps_of, transfer_1d
+from .noncommutative import equal_modulo, matrices, transpose_product
+from .operators import as_taps, circular_operator, is_orthogonal, shift
+from .result import Check, ProofResult, all_hold, run_theorem
 
 NAME = "circular_orthogonality"
 STATEMENT = (

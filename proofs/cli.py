@@ -11,8 +11,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import proofs
-from proofs.result import ProofResult
+from . import THEOREMS
+from .result import ProofResult
 
 
 def format_line(result: ProofResult) -> str:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run every theorem; 0 when all are proved, 1 otherwise."""
     args = parse(argv)
     results = []
-    for theorem in proofs.THEOREMS:
+    for theorem in THEOREMS:
         result = theorem.prove(full=args.full)
         results.append(result)
         print(format_line(result), flush=True)

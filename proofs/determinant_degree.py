@@ -38,11 +38,11 @@ import itertools
 import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 
-from proofs import circle
-from proofs.circle import CircleAlgebra
-from proofs.noncommutative import equal_modulo, idempotent_rules, matrices
-from proofs.paraunitary_ideal import in_ideal, paraunitary_basis
-from proofs.result import Check, ProofResult, all_hold, run_theorem
+from . import circle
+from .circle import CircleAlgebra
+from .noncommutative import equal_modulo, idempotent_rules, matrices
+from .paraunitary_ideal import in_ideal, paraunitary_basis
+from .result import Check, ProofResult, all_hold, run_theorem
 
 NAME = "determinant_degree"
 STATEMENT = (

@@ -34,8 +34,8 @@ import itertools
 
 import sympy as sp
 
-from proofs.noncommutative import equal_modulo, idempotent_rules, matrices
-from proofs.result import Check, ProofResult, all_hold, run_theorem
+from .noncommutative import equal_modulo, idempotent_rules, matrices
+from .result import Check, ProofResult, all_hold, run_theorem
 
 NAME = "disconnectedness"
 STATEMENT = (

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs.result import Check, ProofResult, all_hold, run_theorem
+from .result import Check, ProofResult, all_hold, run_theorem
 
 NAME = "grassmannian"
 STATEMENT = (

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs.kernels import Z1, Z2, paraunitary_defect, taps_of
-from proofs.noncommutative import equal_modulo, matrices
-from proofs.result import Check, ProofResult, all_hold, run_theorem
+from .kernels import Z1, Z2, paraunitary_defect, taps_of
+from .noncommutative import equal_modulo, matrices
+from .result import Check, ProofResult, all_hold, run_theorem
 
 NAME = "incompleteness_2d"
 STATEMENT = (

@@ -16,7 +16,7 @@ import itertools
 
 import sympy as sp
 
-from proofs.kernels import Taps
+from .kernels import Taps
 
 
 def shift(N: int) -> sp.Matrix:

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import sympy as sp
 
-from proofs.kernels import gram_coefficients, symbolic_taps
+from .kernels import gram_coefficients, symbolic_taps
 
 
 def equations(taps: list[sp.Matrix]) -> list[sp.Expr]:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs.paraunitary_ideal import equations, generators, in_ideal, paraunitary_basis
-from proofs.result import Check, ProofResult, all_hold, run_theorem
+from .paraunitary_ideal import equations, generators, in_ideal, paraunitary_basis
+from .result import Check, ProofResult, all_hold, run_theorem
 
 NAME = "two_tap_completeness"
 STATEMENT = (

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs.kernels import symbolic_taps
-from proofs.operators import as_taps, circular_operator, is_orthogonal, zero_padded_operator
-from proofs.result import Check, ProofResult, run_theorem
+from .kernels import symbolic_taps
+from .operators import as_taps, circular_operator, is_orthogonal, zero_padded_operator
+from .result import Check, ProofResult, run_theorem
 
 NAME = "zero_padding"
 STATEMENT = (
