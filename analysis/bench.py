@@ -25,8 +25,10 @@ import torch
 
 from orthoconv import BCOP
 from orthoconv.spectral import conv_singular_values, orthogonality_certificate
-from orthoconv.table import format_table
+from orthoconv.io.table import format_table
 from orthoconv.verify import check_orthogonal
+
+from orthoconv.cli.args import Parser
 
 from .harness import write_json
 from .progress import progress
@@ -163,8 +165,8 @@ def spectrum_rows(repeats: int) -> list[dict]:
 COLUMNS = ["benchmark", "baseline", "ours_ms", "baseline_ms", "ratio", "target", "met", "ours_dev", "baseline_dev"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.bench", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = Parser(prog=prog or "python -m analysis.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and a smaller training batch")
     parser.add_argument("--device", default="cpu", help="torch device for the BCOP timings (default cpu)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")

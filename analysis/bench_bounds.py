@@ -7,7 +7,7 @@ For each kernel (``c x c x k x k``, float64) and image ``n x n``:
   against the exact circular norm (the largest of every singular value,
   :func:`orthoconv.spectral.conv_singular_values`); its time against that full spectrum's time.
   Target: within 0.1% in at most 1/10 of the time.
-- ``zero``: :func:`orthoconv.certify.zero_padding_norm_bound` (``n_iter = 6``, cropped to the image)
+- ``zero``: :func:`orthoconv.math.bounds.zero_padding_norm_bound` (``n_iter = 6``, cropped to the image)
   against the dense SVD of the zero-padded operator where it fits (``c n^2 <= 2048``); its time
   against the same full spectrum. Target: within 15%. ``embed`` is the certified circular-embedding
   bound (exact FFT norm on ``(n + k - 1)^2``, REFERENCES.md) for comparison.
@@ -40,13 +40,15 @@ from pathlib import Path
 
 import torch
 
-from orthoconv.certify import zero_padding_norm_bound
-from orthoconv.cli import positive_int
+from orthoconv.math.bounds import zero_padding_norm_bound
+from orthoconv.cli.args import positive_int
 from orthoconv.gram import gram_norm_enclosure, gram_spectral_norm_enclosure
 from orthoconv.spectral import circular_spectral_norm, conv_singular_values, dense_operator, frequency_response
-from orthoconv.table import format_table
+from orthoconv.io.table import format_table
 
 from .bench import paired_times
+from orthoconv.cli.args import Parser
+
 from .harness import write_json
 from .progress import progress
 
@@ -112,8 +114,8 @@ COLUMNS = ["c", "k", "n", "kernel", "full_ms", "gram/exact-1", "gram_steps", "gr
            "zero/dense", "zero_lim/dense", "embed/dense", "zero_t/full", "zero_met"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.bench_bounds", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = Parser(prog=prog or "python -m analysis.bench_bounds", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="three small configurations")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")

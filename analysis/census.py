@@ -24,7 +24,7 @@ import torch
 
 from orthoconv.blocks import bcop_kernel
 from orthoconv.invariants import bcop_invariants, component_invariants, count_invariant_classes, sample_bcop_factors
-from orthoconv.table import format_table
+from orthoconv.io.table import format_table
 
 from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 
@@ -119,8 +119,8 @@ def draw(results: list[dict]):
     return build
 
 
-def main(argv=None) -> int:
-    parser = experiment_parser("census", __doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = experiment_parser("census", __doc__.splitlines()[0], prog)
     parser.add_argument("--samples", type=int, default=None, help="kernels per setting and scheme (default 2000, quick 100)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

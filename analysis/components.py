@@ -38,7 +38,7 @@ import torch
 
 from orthoconv.blocks import bcop_kernel
 from orthoconv.invariants import component_invariants, count_invariant_classes, sample_bcop_factors
-from orthoconv.table import format_table
+from orthoconv.io.table import format_table
 
 from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 from .kernel_fit import ClassKernel, ParameterClass, fit_class_to_kernel, lbfgs_fit, operator_gap
@@ -278,8 +278,8 @@ def report(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    args = experiment_parser("components", __doc__.splitlines()[0]).parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = experiment_parser("components", __doc__.splitlines()[0], prog).parse_args(argv)
     torch.set_num_threads(1)
     with worker_pool(args.workers) as pool:
         runs = [run_graph(seed=args.seed, pool=pool, **setting) for setting in settings(args.quick)]

@@ -37,7 +37,7 @@ import torch
 
 from orthoconv import BCOP, bcop_kernel
 from orthoconv.invariants import embed_2n, sample_bcop_factors
-from orthoconv.table import format_table
+from orthoconv.io.table import format_table
 
 from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 from .kernel_fit import ParameterClass, lbfgs_fit, operator_gap
@@ -201,8 +201,8 @@ def draw(results: list[dict]):
     return build
 
 
-def main(argv=None) -> int:
-    parser = experiment_parser("fit", __doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = experiment_parser("fit", __doc__.splitlines()[0], prog)
     parser.add_argument("--seeds", type=int, default=None, help="targets per channel count (default 6, quick 2)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

@@ -32,21 +32,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from orthoconv import MaxMin
-from orthoconv.cli import positive_float, positive_int
+from orthoconv.cli.args import positive_float, positive_int
 from orthoconv.spectral import conv_spectral_norm
-from orthoconv.table import format_table
+from orthoconv.io.table import format_table
 
 from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 from .jacobian import jacobian_spectrum, sublayer_gradient_ratios, unit_cotangents
 
 LAYERS = {
-    "BCOP": ("orthoconv.bcop", "BCOP"),
-    "RKO": ("orthoconv.rko", "RKO"),
-    "OSSN": ("orthoconv.ossn", "OSSN"),
-    "SVCM": ("orthoconv.svcm", "SVCM"),
-    "RK-L2NE": ("orthoconv.rkl2ne", "RKL2NE"),
-    "Cayley": ("orthoconv.cayley", "CayleyConv"),
-    "SOC": ("orthoconv.soc", "SOC"),
+    "BCOP": ("orthoconv.nn.bcop", "BCOP"),
+    "RKO": ("orthoconv.nn.rko", "RKO"),
+    "OSSN": ("orthoconv.nn.ossn", "OSSN"),
+    "SVCM": ("orthoconv.nn.svcm", "SVCM"),
+    "RK-L2NE": ("orthoconv.nn.rkl2ne", "RKL2NE"),
+    "Cayley": ("orthoconv.nn.cayley", "CayleyConv"),
+    "SOC": ("orthoconv.nn.soc", "SOC"),
     "Conv2d": ("analysis.gradient_norm", "UnitNormConv2d"),
 }
 ACTIVATIONS = {"MaxMin": MaxMin, "ReLU": nn.ReLU}
@@ -469,8 +469,8 @@ def _layer_name(text: str) -> str:
     return names[key]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = experiment_parser("gradient_norm", __doc__.splitlines()[0])
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = experiment_parser("gradient_norm", __doc__.splitlines()[0], prog)
     quick = "; --quick: "
     add = parser.add_argument
     add("--device", default="cpu", help="torch device (default cpu)")
@@ -555,8 +555,8 @@ def print_tables(tables: dict, settings: dict) -> None:
             print(f"\n{captions[name]}\n{format_table(rows, list(rows[0]))}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
         settings = resolve_settings(args)
     except ValueError as err:

@@ -25,7 +25,7 @@ import torch
 from orthoconv.blocks import bcop_kernel
 from orthoconv.invariants import component_invariants, kernel_degrees, sample_bcop_factors
 from orthoconv.spectral import orthogonality_certificate
-from orthoconv.table import format_table
+from orthoconv.io.table import format_table
 
 from .components import parameter_classes
 from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
@@ -118,8 +118,8 @@ def draw(rows: list[dict]):
     return build
 
 
-def main(argv=None) -> int:
-    parser = experiment_parser("homotopy", __doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = experiment_parser("homotopy", __doc__.splitlines()[0], prog)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     n, k = 2, 2

@@ -1,8 +1,8 @@
 """How many SVCM clip-then-mask rounds a kernel needs before its circular operator norm reaches a bound.
 
 SVCM (Sedghi, Gupta, Long 2019) clips every singular value of the transfer matrices to <= 1, then
-masks the kernel back to its ``k x k`` support, which breaks the clip (:mod:`orthoconv.svcm`). This
-experiment runs :func:`orthoconv.svcm.svcm_history` (the exact FFT norm after every round, float64)
+masks the kernel back to its ``k x k`` support, which breaks the clip (:mod:`orthoconv.nn.svcm`). This
+experiment runs :func:`orthoconv.nn.svcm.svcm_history` (the exact FFT norm after every round, float64)
 on i.i.d. N(0, 1) kernels ``c x c x k x k`` on ``n x n`` images, ``--draws`` kernels per shape with
 seeds ``seed, seed + 1, ...``, and reports the median over the draws of ``sigma_max`` after 1, 3 and 10
 rounds and of the first round that reaches ``1.1 / 1.05 / 1.01 / 1.001`` (``-`` when ``--max-rounds``
@@ -19,9 +19,9 @@ import sys
 
 import torch
 
-from orthoconv.cli import positive_int
-from orthoconv.svcm import svcm_history
-from orthoconv.table import format_table
+from orthoconv.cli.args import positive_int
+from orthoconv.nn.svcm import svcm_history
+from orthoconv.io.table import format_table
 
 from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 
@@ -78,8 +78,8 @@ def draw(results: list[dict], shapes: list[tuple[int, int, int]]):
     return build
 
 
-def main(argv=None) -> int:
-    parser = experiment_parser("svcm_rounds", __doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = experiment_parser("svcm_rounds", __doc__.splitlines()[0], prog)
     parser.add_argument("--draws", type=positive_int, help="kernels per shape (default 5; --quick: 2)")
     parser.add_argument("--max-rounds", type=positive_int, help="rounds per kernel (default 120; --quick: 40)")
     args = parser.parse_args(argv)

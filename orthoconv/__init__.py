@@ -1,55 +1,65 @@
 """orthoconv: orthogonal and Lipschitz convolutions, built, verified and understood.
 
-Build: :class:`BCOP` (Li et al., NeurIPS 2019). Verify: :mod:`orthoconv.spectral` (exact FFT
-spectra, Sedghi et al. 2019) and :mod:`orthoconv.verify`. The algebra behind BCOP lives in
-:mod:`orthoconv.blocks` and :mod:`orthoconv.orthogonal`.
+The package is organised by role, imports running one way:
+
+- :mod:`orthoconv.math`: pure functions (orthogonal maps, block-convolution algebra, spectra, bounds,
+  invariants);
+- :mod:`orthoconv.nn`: the layers (:class:`BCOP`, Li et al., NeurIPS 2019, and its peers);
+- :mod:`orthoconv.verify`: measured orthogonality, certified Lipschitz bounds, checkpoints, the report;
+- :mod:`orthoconv.certify`: certified radii of Lipschitz classifiers;
+- :mod:`orthoconv.cli`: the ``orthoconv`` command.
+
+The mathematics modules are also reachable at their historical names (``orthoconv.spectral``,
+``orthoconv.blocks``, ``orthoconv.orthogonal``, ``orthoconv.invariants``, ``orthoconv.gram``,
+``orthoconv.conv``), as attributes and as importable module names.
 """
 
-from . import blocks, orthogonal, spectral, verify
-from .activations import GroupSort, MaxMin
-from .bcop import BCOP
-from .blocks import bcop_kernel, block_kernel, compose_kernels, transfer_function
-from . import invariants
-from .invariants import ComponentInvariants, component_invariants, embed_2n, sample_bcop_factors
-from .spectral import conv_singular_values, conv_spectral_norm
-from .verify import check_orthogonal, gradient_norm_ratio
-from . import certify, gram
-from .cayley import CayleyConv
-from .certify import certified_accuracy, certified_radii, lipschitz_bound, zero_padding_norm_bound
-from .downsample import InvertibleDownsampling, StridedBCOP
-from .gram import gram_iteration_norm
-from .linear import OrthogonalLinear
-from .ossn import OSSN
-from .rkl2ne import RKL2NE
-from .rko import RKO
-from .soc import SOC, soc_deviation
-from .svcm import SVCM, svcm_project
+import sys as _sys
+
+from . import certify, math, nn, verify
+from .certify import certified_accuracy, certified_radii
+from .math import blocks, conv, gram, invariants, orthogonal, spectral
+from .math.blocks import bcop_kernel, block_kernel, compose_kernels, transfer_function
+from .math.bounds import zero_padding_norm_bound
+from .math.gram import gram_iteration_norm
+from .math.invariants import (
+    ComponentInvariants,
+    component_invariants,
+    embed_2n,
+    sample_bcop_factors,
+)
+from .math.spectral import conv_singular_values, conv_spectral_norm
+from .nn import (
+    BCOP,
+    OSSN,
+    RKL2NE,
+    RKO,
+    SOC,
+    SVCM,
+    CayleyConv,
+    GroupSort,
+    InvertibleDownsampling,
+    MaxMin,
+    OrthogonalLinear,
+    StridedBCOP,
+)
+from .nn.soc import soc_deviation
+from .nn.svcm import svcm_project
+from .verify import check_orthogonal, gradient_norm_ratio, lipschitz_bound
+
+for _module in (blocks, conv, gram, invariants, orthogonal, spectral):
+    _sys.modules.setdefault(f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}", _module)
+del _module
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BCOP",
+    "CayleyConv",
     "ComponentInvariants",
     "GroupSort",
-    "MaxMin",
-    "bcop_kernel",
-    "block_kernel",
-    "blocks",
-    "check_orthogonal",
-    "component_invariants",
-    "compose_kernels",
-    "conv_singular_values",
-    "conv_spectral_norm",
-    "embed_2n",
-    "gradient_norm_ratio",
-    "invariants",
-    "orthogonal",
-    "sample_bcop_factors",
-    "spectral",
-    "transfer_function",
-    "verify",
-    "CayleyConv",
     "InvertibleDownsampling",
+    "MaxMin",
     "OSSN",
     "OrthogonalLinear",
     "RKL2NE",
@@ -57,13 +67,32 @@ __all__ = [
     "SOC",
     "SVCM",
     "StridedBCOP",
+    "bcop_kernel",
+    "block_kernel",
+    "blocks",
     "certified_accuracy",
     "certified_radii",
     "certify",
+    "check_orthogonal",
+    "component_invariants",
+    "compose_kernels",
+    "conv",
+    "conv_singular_values",
+    "conv_spectral_norm",
+    "embed_2n",
+    "gradient_norm_ratio",
     "gram",
     "gram_iteration_norm",
+    "invariants",
     "lipschitz_bound",
+    "math",
+    "nn",
+    "orthogonal",
+    "sample_bcop_factors",
     "soc_deviation",
+    "spectral",
     "svcm_project",
+    "transfer_function",
+    "verify",
     "zero_padding_norm_bound",
 ]

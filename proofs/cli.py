@@ -11,7 +11,6 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from . import THEOREMS
 from .result import ProofResult
 
 
@@ -20,9 +19,9 @@ def format_line(result: ProofResult) -> str:
     return f"{result.name:<24} {verdict:<7} {result.seconds:7.2f} s  {result.scope}"
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
+def parse(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m proofs", description="Run the machine-checked symbolic proofs behind BCOP."
+        prog=prog or "python -m proofs", description="Run the machine-checked symbolic proofs behind BCOP."
     )
     parser.add_argument("--full", action="store_true", help="check larger sizes (slower)")
     parser.add_argument("--json", metavar="FILE", type=Path, help="write every result as JSON to FILE")
@@ -30,9 +29,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run every theorem; 0 when all are proved, 1 otherwise."""
-    args = parse(argv)
+    from . import THEOREMS  # looked up at call time, so a caller may substitute the list
+
+    args = parse(argv, prog)
     results = []
     for theorem in THEOREMS:
         result = theorem.prove(full=args.full)

@@ -9,14 +9,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import orthoconv as oc
-from orthoconv.certify import (
-    certified_accuracy,
-    certified_radii,
-    lipschitz_bound,
-    reshaped_kernel_bound,
-    tap_norm_bound,
-    zero_padding_norm_bound,
-)
+from orthoconv.certify import certified_accuracy, certified_radii, lipschitz_bound
+from orthoconv.math.bounds import reshaped_kernel_bound, tap_norm_bound, zero_padding_norm_bound
 from orthoconv.gram import (
     gram_iteration_norm,
     gram_log_bounds,
@@ -290,7 +284,7 @@ def test_radius_is_a_lower_bound_on_the_distance_to_the_decision_boundary():
     W are orthonormal (then ||w_y - w_j|| = sqrt(2) = sqrt(2) ||W||)."""
     g = torch.Generator().manual_seed(0)
     generic = torch.randn(5, 8, generator=g, dtype=F64)
-    for W in (generic, oc.linear.orthogonal_matrix(torch.randn(5, 8, generator=g, dtype=F64))):
+    for W in (generic, oc.nn.linear.orthogonal_matrix(torch.randn(5, 8, generator=g, dtype=F64))):
         x = torch.randn(50, 8, generator=g, dtype=F64)
         logits = x @ W.T
         labels = logits.argmax(1)

@@ -11,8 +11,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analysis import gradient_norm as gn
-from analysis.jacobian import (
+from orthoconv.analysis import gradient_norm as gn
+from orthoconv.analysis.jacobian import (
     dense_jacobian,
     dense_singular_values,
     jacobian_spectrum,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from analysis import census, components, fit, homotopy
+from orthoconv.analysis import census, components, fit, homotopy
 
 
 def run(module, tmp_path, *extra):

@@ -14,15 +14,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import orthoconv as oc
-from orthoconv.cayley import CayleyConv
-from orthoconv.downsample import InvertibleDownsampling, StridedBCOP
-from orthoconv.linear import OrthogonalLinear
-from orthoconv.ossn import OSSN
-from orthoconv.rkl2ne import RKL2NE, l2ne_scale
-from orthoconv.rko import RKO
-from orthoconv.soc import SOC, skew_symmetric_kernel, soc_deviation, taylor_deviation_bound
+from orthoconv.nn.cayley import CayleyConv
+from orthoconv.nn.downsample import InvertibleDownsampling, StridedBCOP
+from orthoconv.nn.linear import OrthogonalLinear
+from orthoconv.nn.ossn import OSSN
+from orthoconv.nn.rkl2ne import RKL2NE, l2ne_scale
+from orthoconv.nn.rko import RKO
+from orthoconv.nn.soc import SOC, skew_symmetric_kernel, soc_deviation, taylor_deviation_bound
 from orthoconv.spectral import circular_spectral_norm, dense_operator
-from orthoconv.svcm import SVCM, clip_singular_values, svcm_history, svcm_project, svcm_rounds_needed
+from orthoconv.nn.svcm import SVCM, clip_singular_values, svcm_history, svcm_project, svcm_rounds_needed
 
 F64 = torch.float64
 small = settings(max_examples=max(30, settings().max_examples), deadline=None)  # the profile may ask for more
@@ -313,7 +313,7 @@ def test_skew_kernel_gives_a_skew_operator(k):
 
 def test_soc_deviation_falls_with_terms_like_the_taylor_remainder():
     S = skew_symmetric_kernel(torch.randn(6, 6, 3, 3, generator=torch.Generator().manual_seed(0), dtype=F64))
-    rho = oc.certify.reshaped_kernel_bound(S)
+    rho = oc.math.bounds.reshaped_kernel_bound(S)
     S = S / rho  # ||conv(S)|| <= 1
     deviations = [soc_deviation(S, (8, 8), n) for n in range(1, 13)]
     assert all(d <= taylor_deviation_bound(1.0, n) + 1e-15 for n, d in zip(range(1, 13), deviations))
@@ -432,7 +432,7 @@ BAD = [
     (lambda: svcm_rounds_needed(torch.randn(2, 2, 3, 3), (4, 4), 0.0), ValueError, "bound"),
     (lambda: RKL2NE(2, 2, 3, stride=(1, 2)), ValueError, "stride"),
     (lambda: l2ne_scale(torch.randn(2, 2, 3)), ValueError, "4-D"),
-    (lambda: oc.rkl2ne.rkl2ne_kernel(torch.zeros(2, 2, 3, 3)), ValueError, "kernel is zero"),
+    (lambda: oc.nn.rkl2ne.rkl2ne_kernel(torch.zeros(2, 2, 3, 3)), ValueError, "kernel is zero"),
     (lambda: CayleyConv(3, 3, 3, (4, 4), padding_mode="zeros"), ValueError, "padding_mode"),
     (lambda: CayleyConv(3, 3, 3, None), TypeError, "input_size"),
     (lambda: SOC(3, 3, 3, terms=0), ValueError, "terms"),

@@ -8,7 +8,7 @@ With ``M = M(V)`` the ``(c_out, c_in k^2)`` reshaping of the kernel (as in :mod:
 
 1. ``||M||_2^2 = rho(M M^T) <= ||M M^T||_inf`` (every induced norm bounds the spectral radius), and
    the same for ``M^T M``, so ``||M||_2 <= sqrt(min(...))``;
-2. the patch argument (:func:`orthoconv.certify.reshaped_kernel_bound`): ``||conv(V)|| <= k ||M(V)||_2``
+2. the patch argument (:func:`orthoconv.math.bounds.reshaped_kernel_bound`): ``||conv(V)|| <= k ||M(V)||_2``
    for every image size, circular or zero padding.
 
 Checked against the dense operator in the tests: the formula as written certifies. It stops
@@ -26,9 +26,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .certify import reshaped_kernel_bound
-from .conv_layer import KernelConv2d
-from .spectral import check_kernel
+from ..math.bounds import reshaped_kernel_bound
+from ..math.checks import check_kernel
+from .base import KernelConv2d
 
 
 def l2ne_scale(V: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from .spectral import DENSE_LIMIT, conv_singular_values, dense_operator
+from ..math.spectral import DENSE_LIMIT, conv_singular_values, dense_operator
 
 
 def default_tolerance(dtype: torch.dtype) -> float:

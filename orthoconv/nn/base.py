@@ -13,8 +13,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._layer_args import check_dtype, check_image, check_mode, check_stride_padding, positive_int, square_kernel_size
-from .conv import conv2d_same
+from ..math.checks import positive_int
+from ..math.conv import conv2d_same
+from ._args import (
+    check_dtype,
+    check_image,
+    check_mode,
+    check_stride_padding,
+    square_kernel_size,
+)
 
 
 class KernelConv2d(nn.Module):

@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._layer_args import check_dtype, check_method, positive_int
-from .orthogonal import orthogonal
+from ..math.checks import positive_int
+from ..math.orthogonal import orthogonal
+from ._args import check_dtype, check_method
 
 
 def orthogonal_matrix(V: Tensor, method: str = "qr") -> Tensor:

@@ -18,7 +18,8 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._layer_args import check_dtype, check_image, pair, positive_int, square_kernel_size
+from ..math.checks import pair, positive_int
+from ._args import check_dtype, check_image, square_kernel_size
 from .bcop import BCOP
 
 

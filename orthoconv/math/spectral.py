@@ -17,32 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .checks import check_input_size, check_kernel
 from .conv import check_padding_mode, conv2d_same, conv2d_same_adjoint, same_padding
 
 DENSE_LIMIT = 4096
-
-
-def check_kernel(kernel: Tensor) -> None:
-    """Raise unless ``kernel`` is a finite, real, 4-D ``(c_out, c_in, kh, kw)`` tensor."""
-    if not isinstance(kernel, Tensor):
-        raise TypeError(f"kernel must be a torch.Tensor, got {type(kernel).__name__}")
-    if kernel.dim() != 4:
-        raise ValueError(f"kernel must be 4-D (c_out, c_in, kh, kw), got shape {tuple(kernel.shape)}")
-    if not kernel.is_floating_point():
-        raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
-    if not bool(torch.isfinite(kernel).all()):
-        raise ValueError("kernel has non-finite entries (nan or inf)")
-
-
-def check_input_size(input_size) -> tuple[int, int]:
-    """``(H, W)`` from a pair of positive integers, or a clear error naming ``input_size``."""
-    try:
-        H, W = (int(s) for s in input_size)
-    except (TypeError, ValueError):
-        raise TypeError(f"input_size must be a pair (H, W) of positive integers, got {input_size!r}") from None
-    if H < 1 or W < 1:
-        raise ValueError(f"input_size must be positive, got {input_size!r}")
-    return H, W
 
 
 def _dft_matrix(frequencies: int, size: int, taps: int, origin: int, dtype: torch.dtype, device) -> Tensor:

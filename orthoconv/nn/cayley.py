@@ -23,9 +23,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._layer_args import image_size
-from .conv_layer import KernelConv2d
-from .spectral import frequency_response
+from ..math.checks import image_size
+from ..math.spectral import frequency_response
+from .base import KernelConv2d
 
 
 def cayley_transfer(V: Tensor, input_size) -> Tensor:

@@ -39,7 +39,8 @@ import math
 import torch
 from torch import Tensor
 
-from .spectral import SpectralNorm, check_kernel, check_input_size, frequency_response
+from .checks import check_input_size, check_kernel
+from .spectral import SpectralNorm, frequency_response
 
 
 def _check_n_iter(n_iter) -> int:

@@ -11,32 +11,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .conv import check_padding_mode
-from .orthogonal import METHODS
+from ..math.checks import pair
+from ..math.conv import check_padding_mode
+from ..math.orthogonal import METHODS
 
 DTYPES = (torch.float32, torch.float64)
-
-
-def positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def non_negative_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def pair(value, name: str) -> tuple[int, int]:
-    """An int or a pair of ints as ``(a, b)`` (each positive)."""
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        return positive_int(value[0], name), positive_int(value[1], name)
-    value = positive_int(value, name)
-    return value, value
 
 
 def square_kernel_size(kernel_size) -> int:
@@ -83,20 +62,6 @@ def check_method(method: str) -> str:
 def check_dtype(dtype) -> None:
     if dtype is not None and dtype not in DTYPES:
         raise TypeError(f"dtype must be torch.float32 or torch.float64 (or None for the default), got {dtype}")
-
-
-def image_size(input_size, name: str = "input_size") -> tuple[int, int]:
-    """``(H, W)`` from an int or a pair of positive ints."""
-    if isinstance(input_size, int) and not isinstance(input_size, bool):
-        input_size = (input_size, input_size)
-    try:
-        H, W = (int(s) for s in input_size)
-        exact = all(int(s) == s and not isinstance(s, bool) for s in input_size)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an int or a pair (H, W) of positive integers, got {input_size!r}") from None
-    if not exact or H < 1 or W < 1:
-        raise ValueError(f"{name} must be positive integers (H, W), got {input_size!r}")
-    return H, W
 
 
 def check_image(x: Tensor, channels: int, layer: str) -> None:

@@ -12,7 +12,7 @@ Why this is 1-Lipschitz (the "patch" bound): output pixel ``i`` is ``M(W) x_i`` 
 
     ||conv(W)||_2 <= k ||M(W)||_2 = ||M(orth)||_2 = 1,
 
-for every image size, with circular or zero padding (:func:`orthoconv.certify.reshaped_kernel_bound`).
+for every image size, with circular or zero padding (:func:`orthoconv.math.bounds.reshaped_kernel_bound`).
 The layer is NOT orthogonal and not gradient norm preserving: the bound is generally loose (Li et al.
 2019 measure singular values well below 1, which is what BCOP fixes).
 
@@ -29,10 +29,10 @@ import math
 
 from torch import Tensor, nn
 
-from ._layer_args import check_method
-from .certify import reshaped_kernel_bound
-from .conv_layer import KernelConv2d
-from .orthogonal import orthogonal
+from ..math.bounds import reshaped_kernel_bound
+from ..math.orthogonal import orthogonal
+from ._args import check_method
+from .base import KernelConv2d
 
 
 def reshaped_orthogonal(V: Tensor, method: str = "qr") -> Tensor:

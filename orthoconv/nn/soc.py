@@ -18,8 +18,8 @@ j!``, by ``n`` convolutions. ``conv(S)`` is normal with eigenvalues ``i theta``,
     max |sigma - 1| <= max_{|theta| <= rho} |T_n(i theta) - e^{i theta}| <= rho^(n+1) / (n+1)!
 
 for any certified ``rho >= ||conv(S)||``; :meth:`SOC.lipschitz_bound` returns ``1 + rho^(n+1)/(n+1)!``
-with ``rho`` the smaller of :func:`orthoconv.certify.reshaped_kernel_bound` and
-:func:`orthoconv.certify.tap_norm_bound` (valid for every image size and both paddings). To keep
+with ``rho`` the smaller of :func:`orthoconv.math.bounds.reshaped_kernel_bound` and
+:func:`orthoconv.math.bounds.tap_norm_bound` (valid for every image size and both paddings). To keep
 ``rho`` small, the paper rescales the skew kernel by a certified bound on its norm (its own bound);
 here ``S`` is multiplied by ``min(1, max_norm / rho(S))`` (default ``max_norm = 1``; ``None`` disables
 the rescaling).
@@ -43,12 +43,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._layer_args import image_size, positive_int
-from .blocks import compose_kernels
-from .certify import reshaped_kernel_bound, tap_norm_bound
-from .conv import conv2d_same
-from .conv_layer import KernelConv2d
-from .spectral import check_kernel, frequency_response
+from ..math.blocks import compose_kernels
+from ..math.bounds import reshaped_kernel_bound, tap_norm_bound
+from ..math.checks import check_kernel, image_size, positive_int
+from ..math.conv import conv2d_same
+from ..math.spectral import frequency_response
+from .base import KernelConv2d
 
 
 def skew_symmetric_kernel(L: Tensor) -> Tensor:

@@ -12,9 +12,9 @@ import time
 
 import torch
 
-from .bcop import BCOP
-from .spectral import orthogonality_certificate
-from .verify import check_orthogonal, gradient_norm_ratio
+from ..math.spectral import orthogonality_certificate
+from ..nn.bcop import BCOP
+from .orthogonality import check_orthogonal, gradient_norm_ratio
 
 SHAPES = ((16, 16, 3), (16, 32, 3), (32, 16, 2), (8, 8, 1), (8, 8, 5), (64, 64, 3))
 INPUT_SIZES = ((32, 32), (3, 5))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .bcop import BCOP
+from ..nn.bcop import BCOP
 
 EXTRA = "_extra_state"
 

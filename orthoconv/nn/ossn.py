@@ -27,10 +27,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._layer_args import image_size, non_negative_int, positive_int
-from .conv import conv2d_same, conv2d_same_adjoint
-from .conv_layer import KernelConv2d
-from .spectral import circular_spectral_norm, conv_spectral_norm
+from ..math.checks import image_size, non_negative_int, positive_int
+from ..math.conv import conv2d_same, conv2d_same_adjoint
+from ..math.spectral import circular_spectral_norm, conv_spectral_norm
+from .base import KernelConv2d
 
 
 def power_iteration_step(u: Tensor, kernel: Tensor, padding_mode: str, steps: int) -> Tensor:

@@ -28,9 +28,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._layer_args import image_size, non_negative_int
-from .conv_layer import KernelConv2d
-from .spectral import check_kernel, circular_spectral_norm, conv_spectral_norm, frequency_response
+from ..math.checks import check_kernel, image_size, non_negative_int
+from ..math.spectral import (
+    circular_spectral_norm,
+    conv_spectral_norm,
+    frequency_response,
+)
+from .base import KernelConv2d
 
 
 def _check_fits(kernel: Tensor, size: tuple[int, int]) -> None:

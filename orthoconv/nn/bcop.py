@@ -16,10 +16,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._layer_args import check_method
-from .blocks import bcop_kernel
-from .conv_layer import KernelConv2d
-from .orthogonal import orthogonal
+from ..math.blocks import bcop_kernel
+from ..math.orthogonal import orthogonal
+from ._args import check_method
+from .base import KernelConv2d
 
 
 def resolve_ranks(projector_ranks, channels: int, kernel_size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
