@@ -99,11 +99,12 @@ def _power_lower(apply, shape: tuple[int, ...], steps: int = 30) -> float:
     x = torch.randn((1, *shape), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     x = x.requires_grad_(True)
     value = 0.0
-    for _ in range(steps):
-        x = (x / torch.linalg.vector_norm(x)).detach().requires_grad_(True)
-        y = apply(x)
-        value = max(value, float(torch.linalg.vector_norm(y.detach())))
-        (x,) = torch.autograd.grad(y, x, y)
+    with torch.enable_grad():
+        for _ in range(steps):
+            x = (x / torch.linalg.vector_norm(x)).detach().requires_grad_(True)
+            y = apply(x)
+            value = max(value, float(torch.linalg.vector_norm(y.detach())))
+            (x,) = torch.autograd.grad(y, x, y)
     return value
 
 
