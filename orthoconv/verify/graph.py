@@ -266,7 +266,9 @@ def _plain_sequential(module: nn.Module) -> bool:
 
 def compose(module: nn.Module, x: Tensor, prefix: str = "", bar=None) -> Composition:
     """Run ``module`` once on ``x`` and compose the certified bound along its graph (module docstring);
-    ``bar`` (a tqdm bar) advances by one per module call."""
+    ``bar`` (a tqdm bar) advances by one per module call. A torch.nn or orthoconv.nn module is one layer."""
+    if _Tracer().is_leaf_module(module, ""):
+        return _compose_sequential(nn.Sequential(module), x, prefix.rstrip(".") or type(module).__name__, bar, root=True)
     try:
         gm = fx.GraphModule(module, _Tracer().trace(module))
     except Exception as err:  # torch.fx raises many types for untraceable code
@@ -281,9 +283,10 @@ def compose(module: nn.Module, x: Tensor, prefix: str = "", bar=None) -> Composi
     return Composition(composer.L[out_node], composer.layers, output, "fx")
 
 
-def _compose_sequential(module: nn.Sequential, x: Tensor, prefix: str, bar=None) -> Composition:
+def _compose_sequential(module: nn.Sequential, x: Tensor, prefix: str, bar=None, root: bool = False) -> Composition:
     total, layers = 1.0, []
     for name, child in module.named_children():
+        name = "" if root else name
         if child.__module__.startswith(("torch.nn", "orthoconv.nn.")) and not _plain_sequential(child):
             with torch.no_grad():
                 y = child(x)

@@ -119,6 +119,22 @@ def _check_finite(model: nn.Module) -> None:
         raise ValueError(f"non-finite (nan or inf) values in {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
 
 
+def _check_hooks(model: nn.Module) -> None:
+    """Forward hooks may change outputs behind the weights' back; only the weight-setting pre-hooks of
+    ``torch.nn.utils.spectral_norm`` / ``weight_norm`` are known (the bound then reads the weight they set)."""
+    from torch.nn.modules import module as module_globals
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    if module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks:
+        raise ValueError("global forward hooks are registered; they can change any layer's output: remove them")
+    for name, module in model.named_modules():
+        unknown = [h for h in module._forward_pre_hooks.values() if not isinstance(h, (SpectralNorm, WeightNorm))]
+        if module._forward_hooks or unknown:
+            raise ValueError(f"module {name or type(model).__name__!r} has forward hooks, which can change its output "
+                             "behind its weights: remove them before check_model")
+
+
 def _same_output(traced, direct) -> bool:
     a = [t for t in _leaves(traced)]
     b = [t for t in _leaves(direct)]
@@ -167,6 +183,7 @@ def check_model(model: nn.Module, example_input: Tensor, tol: float | None = Non
     if isinstance(lower_steps, bool) or not isinstance(lower_steps, int) or lower_steps < 0:
         raise ValueError(f"lower_steps must be a non-negative integer, got {lower_steps!r}")
     _check_finite(model)
+    _check_hooks(model)
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
