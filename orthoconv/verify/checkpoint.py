@@ -114,6 +114,8 @@ def rebuild_layer(prefix: str, config: dict, state: dict) -> tuple[nn.Module, li
 
 def _loaded(kwargs: dict, own: dict, dtype: torch.dtype) -> nn.Module:
     layer = from_config(kwargs).to(dtype)
+    if type(layer).get_extra_state is nn.Module.get_extra_state:  # a layer that does not save its config itself
+        own = {k: v for k, v in own.items() if k != EXTRA}
     layer.load_state_dict(own, strict=True)
     return layer.eval()
 

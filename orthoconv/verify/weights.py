@@ -166,7 +166,7 @@ def check_state_dict(prefix: str, state: dict, size: tuple[int, ...], tol: float
             name = join(owner.rstrip(".") or config["type"])
             if isinstance(layer, Exception):
                 rows.append(WeightRow(name, str(config["type"]), (), "", verdict="error",
-                                      notes=[f"cannot rebuild: {layer}"]))
+                                      notes=["cannot rebuild: " + " ".join(str(layer).split())]))
                 continue
             row = check_layer(name, layer.to(device) if device else layer, size, tol, notes, stored)
             channels.append((row, layer.in_channels, layer.out_channels))
