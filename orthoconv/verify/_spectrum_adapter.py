@@ -9,6 +9,7 @@ today's functions, with fewer exact cases:
   transposed, 1-D/2-D/3-D);
 - a 2-D stride-1 circular convolution whose output has the input's size: EXACT, the FFT spectrum
   (Sedghi et al. 2019) of the kernel with groups made block diagonal and dilation spread out;
+- a 1x1 convolution without padding, any stride and groups: EXACT, the SVD of the weight;
 - a zero-padded 2-D convolution, any stride, padding amount, groups, dilation, or its transpose: a
   certified ENCLOSURE, the circular norm on ``(H + kh - 1, W + kw - 1)`` above (the operator is a
   compression of that circular convolution), power iteration below, ``sigma_min`` 0;
@@ -95,7 +96,7 @@ def _expanded_kernel(weight: Tensor, groups: int, dilation: tuple[int, ...]) -> 
     return out
 
 
-def _power_lower(apply, shape: tuple[int, ...], steps: int = 30) -> float:
+def _power_lower(apply, shape: tuple[int, ...], steps: int = 10) -> float:
     x = torch.randn((1, *shape), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     x = x.requires_grad_(True)
     value = 0.0
@@ -128,6 +129,9 @@ def module_spectrum(module: nn.Module, input_size, exact_limit: int | None = Non
         sigma = torch.linalg.svdvals(dense)
         return ConvSpectrum(float(sigma.min()), float(sigma.max()), float(sigma.max()), True, "dense",
                             (f"{mode} padding as built",), in_shape, out_shape)
+    pointwise = _pointwise(module, in_shape, out_shape)
+    if pointwise is not None:
+        return pointwise
     kernel, stride, dilation, groups, transposed = _circular_view(module)
     if kernel is None or len(size) != 2:
         raise ValueError(f"{type(module).__name__} on {size}: above exact_limit={limit}; this configuration needs "
@@ -144,6 +148,22 @@ def module_spectrum(module: nn.Module, input_size, exact_limit: int | None = Non
                             ("zeros padding as built", "sigma_min not bounded below"), in_shape, out_shape)
     raise ValueError(f"{type(module).__name__} ({mode}, stride {stride}) on {size}: above exact_limit={limit}; "
                      "needs the spectral branch's module_spectrum (temporary adapter)")
+
+
+def _pointwise(module: nn.Module, in_shape, out_shape) -> ConvSpectrum | None:
+    """A 1x1 convolution without padding, any stride: ``W`` at each kept pixel, so the singular values
+    are those of ``W`` (block diagonal over groups), each ``N_out`` times, and 0 for the rest of
+    ``min(n_in, n_out)``: exact."""
+    if not isinstance(module, _CONV) or any(k != 1 for k in module.kernel_size) or any(module.padding):
+        return None
+    w = module.weight.detach().to(torch.float64).flatten(1)
+    g = module.groups
+    sigma = torch.cat([torch.linalg.svdvals(block) for block in w.view(g, -1, w.shape[1])])
+    pixels = math.prod(out_shape[1:])
+    count = len(sigma) * pixels
+    low = float(sigma.min()) if count >= min(math.prod(in_shape), math.prod(out_shape)) else 0.0
+    return ConvSpectrum(low, float(sigma.max()), float(sigma.max()), True, "pointwise-svd",
+                        ("1x1 kernel, no padding",), tuple(in_shape), tuple(out_shape))
 
 
 def _circular_view(module: nn.Module):
