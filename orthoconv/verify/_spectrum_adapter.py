@@ -129,6 +129,12 @@ def module_spectrum(module: nn.Module, input_size, exact_limit: int | None = Non
         sigma = torch.linalg.svdvals(dense)
         return ConvSpectrum(float(sigma.min()), float(sigma.max()), float(sigma.max()), True, "dense",
                             (f"{mode} padding as built",), in_shape, out_shape)
+    if isinstance(module, _strided_bcop()) and module.padding_mode == "circular" and len(size) == 2:
+        s = module.stride
+        kernel = module.kernel().detach().to(torch.float64)
+        sigma = _fft_singular_values(kernel, (size[0] // s, size[1] // s))
+        return ConvSpectrum(float(sigma.min()), float(sigma.max()), float(sigma.max()), True, "fft",
+                            ("circular padding", f"space-to-depth by {s}"), in_shape, out_shape)
     pointwise = _pointwise(module, in_shape, out_shape)
     if pointwise is not None:
         return pointwise
