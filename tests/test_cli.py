@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from orthoconv import BCOP, GroupSort, MaxMin, gradient_norm_ratio
+from orthoconv import BCOP, SOC, GroupSort, MaxMin, gradient_norm_ratio
+from orthoconv.verify import check_model, check_orthogonal
 from orthoconv.cli import main
 from orthoconv.cli.run import EXPERIMENTS
 
@@ -38,25 +39,146 @@ def checkpoint(tmp_path):
     return path, model
 
 
+def verify_json(capsys, *argv, status=None):
+    code = main(["verify", *map(str, argv), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    if status is not None:
+        assert code == status
+    return {row["name"]: row for row in out.get("rows", [])}, out, code
+
+
 def test_verify_reports_each_kernel_and_fails_on_the_plain_conv(checkpoint, capsys):
     path, model = checkpoint
-    assert main(["verify", str(path), "--input-size", "8", "8", "--json"]) == 1
-    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
-    assert set(rows) == {"0.kernel()", "2.weight"}
-    assert rows["0.kernel()"]["passed"] and rows["0.kernel()"]["kind"] == "isometry"
-    assert rows["0.kernel()"]["max_deviation"] < 1e-12
-    assert not rows["2.weight"]["passed"]
+    rows, _, _ = verify_json(capsys, path, "--input-size", 8, 8, status=1)
+    assert set(rows) == {"state_dict/0", "state_dict/2.weight"}
+    assert rows["state_dict/0"]["passed"] and rows["state_dict/0"]["kind"] == "isometry"
+    assert rows["state_dict/0"]["max_deviation"] < 1e-12
+    assert not rows["state_dict/2.weight"]["passed"]
     torch.save({"only": model[0].state_dict()}, path)
     assert main(["verify", str(path), "--input-size", "5", "3"]) == 0
     assert "isometry" in capsys.readouterr().out
 
 
-def test_verify_reads_npy_kernels(tmp_path, capsys):
-    path = tmp_path / "kernel.npy"
-    np.save(path, BCOP(3, 3, 2, dtype=torch.float64).kernel().detach().numpy())
-    assert main(["verify", str(path), "--input-size", "4", "4", "--tol", "1e-12"]) == 0
-    np.save(path, np.ones((2, 2, 1, 1)))
+def test_verify_reads_npy_npz_and_safetensors(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    kernel = BCOP(3, 3, 2, dtype=torch.float64).kernel().detach()
+    np.save(tmp_path / "kernel.npy", kernel.numpy())
+    assert main(["verify", str(tmp_path / "kernel.npy"), "--input-size", "4", "4", "--tol", "1e-12"]) == 0
+    np.save(tmp_path / "ones.npy", np.ones((2, 2, 1, 1)))
+    assert main(["verify", str(tmp_path / "ones.npy"), "--input-size", "4", "4"]) == 1
+    capsys.readouterr()
+    np.savez(tmp_path / "w.npz", k=kernel.numpy(), m=np.eye(3)[:2], k1=np.eye(3)[::-1, :, None])
+    rows, _, _ = verify_json(capsys, tmp_path / "w.npz", "--input-size", 5, 4, status=0)
+    assert rows["m"]["type"] == "Linear weight" and rows["m"]["kind"] == "co-isometry"
+    assert rows["k1"]["type"] == "Conv1d weight"
+    save_file({"conv.weight": kernel.contiguous(), "pos_embed": torch.randn(1, 3, 4, 4, dtype=torch.float64)},
+              str(tmp_path / "w.safetensors"))
+    rows, out, _ = verify_json(capsys, tmp_path / "w.safetensors", "--input-size", 4, 4, status=0)
+    assert set(rows) == {"conv.weight"} and out["skipped"] == ["pos_embed"]
+
+
+def test_verify_checks_every_model_of_a_gan_and_skips_the_optimizer(tmp_path, capsys):
+    torch.manual_seed(0)
+    generator, discriminator = BCOP(4, 8, 3), torch.nn.Conv2d(8, 8, 3)
+    optimizer = torch.optim.Adam(discriminator.parameters())
+    discriminator(torch.randn(1, 8, 4, 4)).sum().backward()
+    optimizer.step()
+    path = tmp_path / "gan.pth.tar"
+    torch.save({"generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
+                "opt_d": optimizer.state_dict(), "step": 10}, path)
+    rows, out, _ = verify_json(capsys, path, "--input-size", 8, 8, status=1)
+    assert set(rows) == {"generator/BCOP", "discriminator/weight"}
+    assert rows["generator/BCOP"]["verdict"] == "isometry"
+    assert out["skipped_entries"] == ["opt_d: optimizer state"]
+
+
+def test_verify_zero_padded_bcop_is_not_orthogonal_and_soc_is(tmp_path, capsys):
+    """The issue's truth column: BCOP with zero padding has sigma_min ~0.002; SOC is orthogonal through
+    kernel() (exp of a skew convolution), not through its raw weight."""
+    torch.manual_seed(0)
+    path = tmp_path / "bcop.pt"
+    torch.save(BCOP(8, 8, 3, padding_mode="zeros").state_dict(), path)
+    rows, _, _ = verify_json(capsys, path, "--input-size", 8, 8, status=1)
+    assert rows["BCOP"]["verdict"] == "NOT orthogonal" and rows["BCOP"]["sigma_min"] < 0.01
+    soc = SOC(8, 8, 3, terms=12)
+    state = {**soc.state_dict(), "_extra_state": {"type": "SOC", "in_channels": 8, "out_channels": 8,
+                                                  "kernel_size": 3, "terms": 12}}
+    torch.save(state, path)
+    rows, _, _ = verify_json(capsys, path, "--input-size", 8, 8, status=0)
+    assert rows["SOC"]["verdict"] == "orthogonal" and rows["SOC"]["max_deviation"] < 1e-5
+
+
+@pytest.mark.parametrize("dtype, bound", [(torch.float16, 3.3e-4), (torch.bfloat16, 2.4e-3)])
+def test_verify_half_precision_bcop_passes_at_its_dtype_tolerance(tmp_path, capsys, dtype, bound):
+    torch.manual_seed(0)
+    layer = BCOP(4, 4, 3)
+    path = tmp_path / "half.pt"
+    torch.save({k: v.to(dtype) if torch.is_tensor(v) else v for k, v in layer.state_dict().items()}, path)
+    rows, _, _ = verify_json(capsys, path, "--input-size", 8, 8, status=0)
+    assert rows["BCOP"]["dtype"] == str(dtype).split(".")[-1] and rows["BCOP"]["verdict"] == "orthogonal"
+    kernel = layer.kernel().detach().to(dtype)
+    report = check_orthogonal(kernel, (8, 8))
+    assert report.passed and report.max_deviation < 2 * bound < report.tol
+
+
+def test_verify_transposed_and_grouped_weights_say_what_is_assumed(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 8, 3, groups=4),
+                                torch.nn.ConvTranspose2d(8, 16, 2, stride=2))
+    state = {"enc.weight": model[0].weight, "grouped.weight": model[1].weight, "deconv.weight": model[2].weight}
+    path = tmp_path / "w.pt"
+    torch.save(state, path)
+    rows, _, _ = verify_json(capsys, path, "--input-size", 8, 8, status=1)
+    assert rows["deconv.weight"]["kind"] == "isometry" and rows["deconv.weight"]["type"] == "ConvTranspose2d weight"
+    assert rows["grouped.weight"]["notes"][0].startswith("FLAG: c_in 2")
+    assert not rows["grouped.weight"]["passed"]
+    torch.save({"weight": model[2].weight}, path)
+    rows, _, _ = verify_json(capsys, path, "--input-size", 8, 8, status=1)
+    assert rows["weight"]["kind"] == "co-isometry"
+    assert any("a transposed weight maps 8->16: isometry" in note for note in rows["weight"]["notes"])
+
+
+def test_verify_non_finite_weights_are_a_row_and_exit_1(tmp_path, capsys):
+    path = tmp_path / "nan.pt"
+    weight = torch.zeros(2, 2, 3, 3)
+    weight[0, 0, 0, 0] = float("inf")
+    torch.save({"conv.weight": weight, "ok.weight": torch.eye(2)[:, :, None, None]}, path)
+    rows, _, code = verify_json(capsys, path, "--input-size", 4, 4, status=1)
+    assert rows["conv.weight"]["verdict"] == "non-finite" and rows["ok.weight"]["passed"]
     assert main(["verify", str(path), "--input-size", "4", "4"]) == 1
+    assert "non-finite" in capsys.readouterr().out
+
+
+def write_model_module(tmp_path, monkeypatch):
+    (tmp_path / "zoo_for_test.py").write_text(
+        "import torch\n"
+        "def build():\n"
+        "    return torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, stride=2, padding=1), torch.nn.ReLU(),\n"
+        "                               torch.nn.Conv2d(4, 4, 3, padding=1, groups=2), torch.nn.Flatten(),\n"
+        "                               torch.nn.Linear(64, 3))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import zoo_for_test
+
+    return zoo_for_test.build
+
+
+def test_verify_with_model_checks_the_real_configuration(tmp_path, capsys, monkeypatch):
+    build = write_model_module(tmp_path, monkeypatch)
+    torch.manual_seed(0)
+    model = build()
+    path = tmp_path / "m.ckpt"
+    torch.save({"state_dict": model.state_dict(), "optimizer_states": [{"state": {}, "param_groups": []}]}, path)
+    _, out, code = verify_json(capsys, path, "--model", "zoo_for_test:build", "--input-shape", 2, 8, 8)
+    (result,) = out["models"]
+    layers = {layer["name"]: layer for layer in result["layers"]}
+    assert layers["0"]["config"]["stride"] == [2, 2] and layers["2"]["config"]["groups"] == 2
+    assert layers["2"]["input_shape"] == [4, 4, 4]
+    report = check_model(model, torch.randn(1, 2, 8, 8), lower_steps=0)
+    assert result["lipschitz_upper"] == pytest.approx(report.lipschitz_upper, rel=1e-9)
+    assert result["lipschitz_lower"] <= result["lipschitz_upper"] and code == 1
+    assert main(["verify", str(path), "--model", "zoo_for_test:build", "--input-shape", "2", "8", "8"]) == 1
+    assert "certified" in capsys.readouterr().out
 
 
 class NotAStateDict:
@@ -67,11 +189,17 @@ class NotAStateDict:
     "name, content, message",
     [
         ("missing.pt", None, "no such file"),
-        ("list.pt", "list", "no state_dict"),
+        ("list.pt", "list", "holds no state_dict"),
         ("object.pt", "object", "not a state_dict or checkpoint"),
-        ("vector.npy", "vector", "4-D float kernel"),
-        ("kernel.txt", "text", "expected a .pt, .pth or .npy"),
-        ("flat.pt", "flat", "no 4-D convolution kernel"),
+        ("module.pth", "module", "pickled nn.Module, which cannot be loaded safely"),
+        ("empty.bin", "empty", "is empty"),
+        ("truncated.pt", "truncated", "truncated or damaged"),
+        ("notes.ckpt", "text", "a text file"),
+        ("vector.npy", "vector", "no convolution, linear or orthoconv layer weight"),
+        ("strings.npy", "strings", "not weights"),
+        ("kernel.txt", "text", "expected one of .pth.tar"),
+        ("flat.pt", "flat", "no convolution, linear or orthoconv layer weight"),
+        ("bad.safetensors", "text", "not a readable .safetensors"),
     ],
 )
 def test_verify_bad_files_exit_2_with_one_line(tmp_path, capsys, name, content, message):
@@ -80,8 +208,17 @@ def test_verify_bad_files_exit_2_with_one_line(tmp_path, capsys, name, content, 
         torch.save([1, 2, 3], path)
     elif content == "object":
         path.write_bytes(pickle.dumps(NotAStateDict()))
+    elif content == "module":
+        torch.save(torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1)), path)
+    elif content == "empty":
+        path.write_bytes(b"")
+    elif content == "truncated":
+        torch.save({"w.weight": torch.randn(4, 4, 3, 3)}, path)
+        path.write_bytes(path.read_bytes()[:300])
     elif content == "vector":
         np.save(path, np.ones(3))
+    elif content == "strings":
+        np.save(path, np.array(["a", "b"]))
     elif content == "text":
         path.write_text("hello")
     elif content == "flat":
@@ -93,11 +230,16 @@ def test_verify_bad_files_exit_2_with_one_line(tmp_path, capsys, name, content, 
 
 def test_verify_rejects_bad_arguments(checkpoint, capsys):
     path, _ = checkpoint
-    for argv in (["verify", str(path)], ["verify", str(path), "--input-size", "0", "4"],
-                 ["verify", str(path), "--input-size", "4", "4", "--tol", "-1"]):
+    for argv in (["verify", str(path), "--input-size", "0", "4"],
+                 ["verify", str(path), "--input-size", "4", "4", "--tol", "-1"],
+                 ["verify", str(path), "--input-size", "4", "4", "--device", "nonsense"]):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 2
+    assert main(["verify", str(path)]) == 2
+    assert "--input-size is required" in capsys.readouterr().err
+    assert main(["verify", str(path), "--model", "nocolon", "--input-shape", "6", "4", "4"]) == 2
+    assert "MODULE:FACTORY" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("activation", [MaxMin(), GroupSort(4), GroupSort(1)])

@@ -1,7 +1,8 @@
-"""Verification: measured orthogonality of layers and kernels, certified Lipschitz bounds of models,
-checkpoint reading and the report of ``orthoconv report``."""
+"""Verification: measured orthogonality of layers and kernels, certified Lipschitz bounds of whole models
+(``check_model``), checkpoint reading and the report of ``orthoconv report``."""
 
 from .lipschitz import lipschitz_bound
+from .model import LayerReport, ModelReport, check_model
 from .orthogonality import (
     OrthogonalityReport,
     check_orthogonal,
@@ -11,7 +12,10 @@ from .orthogonality import (
 )
 
 __all__ = [
+    "LayerReport",
+    "ModelReport",
     "OrthogonalityReport",
+    "check_model",
     "check_orthogonal",
     "default_tolerance",
     "gradient_norm_ratio",
