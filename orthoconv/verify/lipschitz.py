@@ -98,13 +98,6 @@ def _layer_bound(layer: nn.Module, size, index: int) -> tuple[float, tuple[int, 
         return 1.0, size
     if isinstance(layer, nn.LeakyReLU) and abs(layer.negative_slope) <= 1:
         return 1.0, size
-    bound_fn = getattr(layer, "lipschitz_bound", None)
-    if callable(bound_fn):
-        if "input_size" in inspect.signature(bound_fn).parameters:
-            return float(bound_fn(input_size=_require_image(size, layer, index))), size
-        if hasattr(layer, "kernel_size"):  # a convolution: it needs an image even if its bound does not
-            _require_image(size, layer, index)
-        return float(bound_fn()), size
     if isinstance(layer, StridedBCOP):
         H, W = _require_image(size, layer, index)
         s = layer.stride
@@ -112,6 +105,13 @@ def _layer_bound(layer: nn.Module, size, index: int) -> tuple[float, tuple[int, 
             raise ValueError(f"lipschitz_bound: layer {index} (StridedBCOP, stride {s}) cannot split a {H}x{W} image")
         inner = (H // s, W // s)
         return _kernel_norm(layer.kernel(), inner, layer.padding_mode), inner
+    bound_fn = getattr(layer, "lipschitz_bound", None)
+    if callable(bound_fn):
+        if "input_size" in inspect.signature(bound_fn).parameters:
+            return float(bound_fn(input_size=_require_image(size, layer, index))), size
+        if hasattr(layer, "kernel_size"):  # a convolution: it needs an image even if its bound does not
+            _require_image(size, layer, index)
+        return float(bound_fn()), size
     if isinstance(layer, CayleyConv):
         size = _require_image(size, layer, index)
         if tuple(size) != layer.input_size:
