@@ -30,11 +30,11 @@ def assert_close(actual, expected, dtype):
     assert torch.allclose(actual, expected, rtol=tol, atol=tol * max(1.0, float(expected.abs().max())))
 
 
-def compare_with_eager(name, run, train, dtype=torch.float32, backward=True):
+def compare_with_eager(name, run, train, dtype=torch.float32, backward=True, device="cpu"):
     """``run(layer, x)`` on one layer against eager on an identical copy: outputs, gradients, buffers."""
-    layer = build(name, dtype=dtype).train(train)
+    layer = build(name, dtype=dtype, device=device).train(train)
     eager = copy.deepcopy(layer)
-    x = example_input(name, dtype=dtype)
+    x = example_input(name, dtype=dtype, device=device)
     y, expected = run(layer, x), eager(x)
     assert_close(y, expected, dtype)
     for buffer, other in zip(layer.buffers(), eager.buffers()):
@@ -87,11 +87,25 @@ def test_inductor_matches_eager(name, train):
 
 
 @pytest.mark.slow
-def test_inductor_float64_bcop_is_orthogonal_and_matches_eager():
+def test_inductor_float64_bcop_matches_eager():
     def run(layer, x):
         return torch.compile(layer, fullgraph=True)(x)
 
     compare_with_eager("BCOP", run, True, dtype=torch.float64)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("name", ["BCOP", "SOC", "CayleyConv", "OSSN"])
+def test_inductor_on_cuda_matches_eager(name, train, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # float32 tolerances need full float32
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+
+    def run(layer, x):
+        return torch.compile(layer, fullgraph=True)(x)
+
+    compare_with_eager(name, run, train, device="cuda")
 
 
 def test_non_finite_parameters_fail_in_a_compiled_graph_too():

@@ -60,6 +60,18 @@ def test_exact_maps_stay_orthonormal_with_finite_gradients_everywhere(n, data, k
     assert bool(torch.isfinite(grad).all())
 
 
+@pytest.mark.parametrize("method", ["qr", "expm"])
+def test_degenerate_maps_on_the_device(device, method):
+    """The same degenerate inputs through the device's own solvers (cuSOLVER on CUDA)."""
+    for dtype in (torch.float32, F64):
+        for kind in KINDS:
+            for scale in (1e-30, 1.0, 1e30):
+                A = degenerate(kind, 6, 4, 0, dtype, scale).to(device)
+                Q, grad = grad_of(lambda a: orthogonal(a, method), A)
+                assert Q.device.type == device and bool(torch.isfinite(grad).all())
+                assert sigma_deviation(Q) < (1e-12 if dtype == F64 else 1e-5)
+
+
 @pytest.mark.parametrize("shape", [(5, 3), (4, 4), (2, 6, 2)])
 def test_qr_gradient_is_torchs_qr_gradient_where_both_exist(shape):
     """At full rank the damped backward equals the autograd of ``torch.linalg.qr`` (another derivation)."""

@@ -135,6 +135,16 @@ def test_ossn_takes_the_size_from_the_first_input_and_keeps_it():
     assert fixed.input_size == (7, 7)
 
 
+@pytest.mark.parametrize("k, padding", [(1, "zeros"), (3, "circular")])
+def test_ossn_used_twice_before_backward(k, padding):
+    """The iterate is updated in place (``copy_``, so that export sees a buffer mutation); a layer applied
+    twice in one graph still backpropagates, and its gradient is the sum over both uses."""
+    layer = OSSN(3, 3, k, input_size=(4, 5), padding_mode=padding, dtype=F64)
+    x = torch.randn(2, 3, 4, 5, dtype=F64)
+    layer(layer(x)).square().sum().backward()
+    assert bool(torch.isfinite(layer.weight.grad).all())
+
+
 def test_ossn_bound_is_certified_even_when_the_iterate_is_poor():
     """One power step from a fixed start underestimates sigma; the certified bound sees the excess."""
     torch.manual_seed(3)

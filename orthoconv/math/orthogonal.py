@@ -55,8 +55,8 @@ def binary_scale(A: Tensor) -> Tensor:
         return A.new_ones(*A.shape[:-2], 1, 1)
     _, exponent = torch.frexp(A.detach().abs().amax(dim=(-2, -1), keepdim=True))
     info = torch.finfo(A.dtype)
-    exponent = exponent.clamp(math.ceil(math.log2(info.tiny)) + 1, math.floor(math.log2(info.max)) - 1)
-    return torch.ldexp(torch.ones_like(exponent, dtype=A.dtype), exponent)
+    low, high = math.ceil(math.log2(info.tiny)) + 1, math.floor(math.log2(info.max)) - 1
+    return torch.exp2(exponent.to(A.dtype).clamp(low, high))
 
 
 def _damped_right_solve(X: Tensor, R: Tensor) -> Tensor:
