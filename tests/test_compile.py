@@ -27,7 +27,7 @@ def fresh_dynamo():
 def assert_close(actual, expected, dtype):
     tol = TOLERANCE[dtype]
     assert actual.dtype == expected.dtype
-    assert torch.allclose(actual, expected, rtol=tol, atol=tol * max(1.0, float(expected.abs().max())))
+    assert torch.allclose(actual, expected, rtol=tol, atol=tol * max(1.0, float(expected.detach().abs().max())))
 
 
 def compare_with_eager(name, run, train, dtype=torch.float32, backward=True, device="cpu"):
@@ -96,8 +96,7 @@ def test_inductor_float64_bcop_matches_eager():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
-@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
-@pytest.mark.parametrize("name", ["BCOP", "SOC", "CayleyConv", "OSSN"])
+@pytest.mark.parametrize("name, train", [("BCOP", True), ("BCOP", False), ("CayleyConv", True), ("OSSN", True)])
 def test_inductor_on_cuda_matches_eager(name, train, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # float32 tolerances need full float32
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
