@@ -257,7 +257,7 @@ def test_orthogonal_network_has_bound_one():
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         oc.BCOP(2, 4, 3, dtype=F64), oc.MaxMin(), oc.StridedBCOP(4, 16, 3, 2, dtype=F64), oc.GroupSort(4),
-        oc.CayleyConv(16, 16, 3, (4, 4), dtype=F64), oc.InvertibleDownsampling(2), torch.nn.Flatten(),
+        oc.CayleyConv(16, 16, 3, input_size=(4, 4), dtype=F64), oc.InvertibleDownsampling(2), torch.nn.Flatten(),
         oc.OrthogonalLinear(256, 10, dtype=F64),
     )
     assert lipschitz_bound(model, (8, 8)) == pytest.approx(1.0, abs=1e-12)
@@ -273,7 +273,7 @@ def test_network_bound_rejects_what_it_cannot_certify():
     with pytest.raises(ValueError, match="4-D batch"):
         lipschitz_bound(torch.nn.Sequential(torch.nn.Flatten(), oc.RKO(1, 1, 3)), (4, 4))
     with pytest.raises(ValueError, match="built for|orthogonal for"):
-        lipschitz_bound(torch.nn.Sequential(oc.CayleyConv(1, 1, 3, (5, 5))), (4, 4))
+        lipschitz_bound(torch.nn.Sequential(oc.CayleyConv(1, 1, 3, input_size=(5, 5))), (4, 4))
     with pytest.raises(TypeError, match="nn.Module"):
         lipschitz_bound([oc.RKO(1, 1, 3)], (4, 4))
 

@@ -101,10 +101,7 @@ def test_verify_zero_padded_bcop_is_not_orthogonal_and_soc_is(tmp_path, capsys):
     torch.save(BCOP(8, 8, 3, padding_mode="zeros").state_dict(), path)
     rows, _, _ = verify_json(capsys, path, "--input-size", 8, 8, status=1)
     assert rows["BCOP"]["verdict"] == "NOT orthogonal" and rows["BCOP"]["sigma_min"] < 0.01
-    soc = SOC(8, 8, 3, terms=12)
-    state = {**soc.state_dict(), "_extra_state": {"type": "SOC", "in_channels": 8, "out_channels": 8,
-                                                  "kernel_size": 3, "terms": 12}}
-    torch.save(state, path)
+    torch.save(SOC(8, 8, 3, terms=12).state_dict(), path)
     rows, _, _ = verify_json(capsys, path, "--input-size", 8, 8, status=0)
     assert rows["SOC"]["verdict"] == "orthogonal" and rows["SOC"]["max_deviation"] < 1e-5
 

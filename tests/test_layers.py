@@ -135,6 +135,16 @@ def test_ossn_takes_the_size_from_the_first_input_and_keeps_it():
     assert fixed.input_size == (7, 7)
 
 
+@pytest.mark.parametrize("k, padding", [(1, "zeros"), (3, "circular")])
+def test_ossn_used_twice_before_backward(k, padding):
+    """The iterate is updated in place (``copy_``, so that export sees a buffer mutation); a layer applied
+    twice in one graph still backpropagates, and its gradient is the sum over both uses."""
+    layer = OSSN(3, 3, k, input_size=(4, 5), padding_mode=padding, dtype=F64)
+    x = torch.randn(2, 3, 4, 5, dtype=F64)
+    layer(layer(x)).square().sum().backward()
+    assert bool(torch.isfinite(layer.weight.grad).all())
+
+
 def test_ossn_bound_is_certified_even_when_the_iterate_is_poor():
     """One power step from a fixed start underestimates sigma; the certified bound sees the excess."""
     torch.manual_seed(3)
@@ -252,7 +262,7 @@ def test_rkl2ne_needs_the_induced_norm_and_the_full_factor_k():
 def test_cayley_is_orthogonal_on_its_image_size(shape, seed):
     c_in, c_out, k, H, W = shape
     torch.manual_seed(seed)
-    layer = CayleyConv(c_in, c_out, k, (H, W), dtype=F64)
+    layer = CayleyConv(c_in, c_out, k, input_size=(H, W), dtype=F64)
     with torch.no_grad():
         layer.weight.mul_(10)
     set_bias(layer, seed)
@@ -265,7 +275,7 @@ def test_cayley_is_orthogonal_on_its_image_size(shape, seed):
 
 def test_cayley_is_not_orthogonal_on_another_size():
     torch.manual_seed(0)
-    layer = CayleyConv(3, 3, 3, (6, 6), dtype=F64)
+    layer = CayleyConv(3, 3, 3, input_size=(6, 6), dtype=F64)
     with pytest.raises(ValueError, match="for \\(6, 6\\) images only"):
         layer(torch.randn(1, 3, 5, 5, dtype=F64))
     # the operator's kernel has 6x6 taps; on a 4x4 image they fold and orthogonality is lost
@@ -384,7 +394,8 @@ def test_strided_bcop_is_orthogonal(c_in, c_out, k, stride, side, seed):
 def test_layers_work_in_float32_with_gradients():
     torch.manual_seed(0)
     x = torch.randn(2, 4, 6, 6)
-    layers = [RKO(4, 4, 3), OSSN(4, 4, 3), SVCM(4, 4, 3, (6, 6)), RKL2NE(4, 4, 3), CayleyConv(4, 4, 3, (6, 6)),
+    layers = [RKO(4, 4, 3), OSSN(4, 4, 3), SVCM(4, 4, 3, input_size=(6, 6)), RKL2NE(4, 4, 3),
+              CayleyConv(4, 4, 3, input_size=(6, 6)),
               SOC(4, 4, 3), StridedBCOP(4, 8, 3, 2)]
     for layer in layers:
         y = layer(x)
@@ -397,8 +408,8 @@ def test_layers_run_on_the_device_of_their_parameters(device):
     """Built on ``device`` (CPU, and CUDA where present): forward, kernel and bounds stay there."""
     torch.manual_seed(0)
     x = torch.randn(2, 4, 8, 8, device=device)
-    layers = [RKO(4, 4, 3, device=device), OSSN(4, 4, 3, device=device), SVCM(4, 4, 3, 8, device=device),
-              RKL2NE(4, 4, 3, device=device), CayleyConv(4, 4, 3, 8, device=device), SOC(4, 4, 3, device=device),
+    layers = [RKO(4, 4, 3, device=device), OSSN(4, 4, 3, device=device), SVCM(4, 4, 3, input_size=8, device=device),
+              RKL2NE(4, 4, 3, device=device), CayleyConv(4, 4, 3, input_size=8, device=device), SOC(4, 4, 3, device=device),
               StridedBCOP(4, 8, 3, 2, device=device)]
     for layer in layers:
         y = layer(x)
@@ -422,7 +433,7 @@ BAD = [
     (lambda: RKO(3, 3, 2, padding=1), ValueError, "padding must be 'same'"),
     (lambda: RKO(3, 3, 3, padding_mode="reflect"), ValueError, "padding_mode"),
     (lambda: RKO(3, 3, 3, method="svd"), ValueError, "method"),
-    (lambda: RKO(3, 3, 3, dtype=torch.float16), TypeError, "dtype"),
+    (lambda: RKO(3, 3, 3, dtype=torch.int32), TypeError, "dtype"),
     (lambda: OSSN(3, 3, 3, n_power_iterations=0), ValueError, "n_power_iterations"),
     (lambda: OSSN(3, 3, 3, input_size=(0, 4)), ValueError, "input_size"),
     (lambda: OSSN(3, 3, 3).lipschitz_bound(), ValueError, "image size is unknown"),
@@ -432,9 +443,10 @@ BAD = [
     (lambda: svcm_rounds_needed(torch.randn(2, 2, 3, 3), (4, 4), 0.0), ValueError, "bound"),
     (lambda: RKL2NE(2, 2, 3, stride=(1, 2)), ValueError, "stride"),
     (lambda: l2ne_scale(torch.randn(2, 2, 3)), ValueError, "4-D"),
-    (lambda: oc.nn.rkl2ne.rkl2ne_kernel(torch.zeros(2, 2, 3, 3)), ValueError, "kernel is zero"),
-    (lambda: CayleyConv(3, 3, 3, (4, 4), padding_mode="zeros"), ValueError, "padding_mode"),
-    (lambda: CayleyConv(3, 3, 3, None), TypeError, "input_size"),
+    (lambda: CayleyConv(3, 3, 3, input_size=(4, 4), padding_mode="zeros"), ValueError, "padding_mode"),
+    (lambda: CayleyConv(3, 3, 3, input_size=None), TypeError, "input_size"),
+    (lambda: CayleyConv(3, 3, 3, (4, 4)), TypeError, "input_size"),
+    (lambda: CayleyConv(3, 3, 3, 2, input_size=4), ValueError, "stride 1 only"),
     (lambda: SOC(3, 3, 3, terms=0), ValueError, "terms"),
     (lambda: SOC(3, 3, 3, max_norm=-1.0), ValueError, "max_norm"),
     (lambda: SOC(3, 3, 3, padding_mode="zeros").kernel(), ValueError, "zero padding"),

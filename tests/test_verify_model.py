@@ -101,7 +101,7 @@ def test_single_conv_reports_its_configuration_and_spectrum():
 def test_orthogonal_chain_is_exactly_one_and_layers_say_so():
     torch.manual_seed(0)
     model = nn.Sequential(oc.BCOP(2, 4, 3, dtype=F64), oc.MaxMin(), oc.StridedBCOP(4, 16, 3, 2, dtype=F64),
-                          oc.GroupSort(4), oc.CayleyConv(16, 16, 3, (4, 4), dtype=F64), oc.InvertibleDownsampling(2),
+                          oc.GroupSort(4), oc.CayleyConv(16, 16, 3, input_size=(4, 4), dtype=F64), oc.InvertibleDownsampling(2),
                           nn.Flatten(), oc.OrthogonalLinear(256, 10, dtype=F64))
     report = check_model(model, torch.randn(3, 2, 8, 8, dtype=F64))
     assert report.lipschitz_upper == pytest.approx(1.0, abs=1e-12)

@@ -28,9 +28,12 @@ def check_padding_mode(padding_mode: str) -> None:
 def pad(x: Tensor, pads: tuple[int, int, int, int], padding_mode: str) -> Tensor:
     """Pad the last two dims by ``pads = (left, right, top, bottom)``, circularly or with zeros.
 
-    Circular padding wraps modulo the size even when a pad exceeds it (F.pad refuses that).
+    Circular padding wraps modulo the size even when a pad exceeds it (F.pad refuses that); it needs
+    a non-empty image (``ValueError`` otherwise).
     """
     check_padding_mode(padding_mode)
+    if x.shape[-2] < 1 or x.shape[-1] < 1:
+        raise ValueError(f"x must have positive height and width, got {x.shape[-2]}x{x.shape[-1]}")
     if padding_mode == "zeros":
         return F.pad(x, pads)
     left, right, top, bottom = pads
@@ -43,12 +46,18 @@ def pad(x: Tensor, pads: tuple[int, int, int, int], padding_mode: str) -> Tensor
 
 
 def _check_input(x: Tensor, kernel: Tensor) -> None:
+    """``x`` a non-empty ``(N, C, H, W)`` batch of the kernel's dtype (any dtypes under autocast, which casts)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4:
         raise ValueError(f"x must be a 4-D batch (N, C, H, W), got shape {tuple(x.shape)}")
     if kernel.dim() != 4:
         raise ValueError(f"kernel must be 4-D (c_out, c_in, kh, kw), got shape {tuple(kernel.shape)}")
+    if x.shape[-2] < 1 or x.shape[-1] < 1:
+        raise ValueError(f"x must have positive height and width, got {x.shape[-2]}x{x.shape[-1]}")
+    autocast = torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type)
+    if x.dtype != kernel.dtype and not autocast:
+        raise TypeError(f"x has dtype {x.dtype} but the kernel has dtype {kernel.dtype}; convert one of them")
 
 
 def conv2d_same(x: Tensor, kernel: Tensor, padding_mode: str = "circular", bias: Tensor | None = None) -> Tensor:

@@ -1,8 +1,11 @@
 """Maps from unconstrained matrices to orthogonal matrices, Stiefel frames and projectors.
 
 Every map is differentiable, batched over leading dimensions and keeps the dtype and device
-of its input. The default, ``method="qr"``, is exact: Householder QR produces a factor whose
-columns are orthonormal to working precision whatever the conditioning of the input.
+of its input (float16 and bfloat16 inputs are mapped in float32 and rounded back). The default,
+``method="qr"``, is exact: Householder QR produces a factor whose columns are orthonormal to
+working precision whatever the conditioning or the magnitude of the input, and its gradient is
+finite at every input, rank-deficient and zero included (:func:`qr_orthogonal`). ``method="expm"``
+is exact at every magnitude with finite gradients too (:func:`expm_orthogonal`).
 ``method="bjorck"`` is the Newton-Schulz iteration used by the 2019 BCOP code (Björck & Bowie
 1971, Anil et al. 2019), but iterated to a tolerance, and it raises instead of returning a
 matrix that is not orthonormal.
@@ -40,32 +43,125 @@ def default_tolerance(dtype: torch.dtype, n: int) -> float:
     return 8.0 * math.sqrt(n) * torch.finfo(dtype).eps
 
 
+def binary_scale(A: Tensor) -> Tensor:
+    """``2^e`` per matrix of ``A`` (shape ``(..., 1, 1)``, no gradient) with ``max |A| / 2^e`` in ``[1/2, 1)``.
+
+    Dividing by a power of two is exact, so the scale-invariant maps below work on matrices of unit
+    size whatever the magnitude of ``A`` (``1e-30`` or ``1e30`` in float32 neither underflows nor
+    overflows in a norm or a product). A zero matrix gets ``1``; ``e`` is clamped so that ``2^e`` and
+    ``2^-e`` are normal numbers of the dtype.
+    """
+    if A.numel() == 0:
+        return A.new_ones(*A.shape[:-2], 1, 1)
+    _, exponent = torch.frexp(A.detach().abs().amax(dim=(-2, -1), keepdim=True))
+    info = torch.finfo(A.dtype)
+    low, high = math.ceil(math.log2(info.tiny)) + 1, math.floor(math.log2(info.max)) - 1
+    return torch.exp2(exponent.to(A.dtype).clamp(low, high))
+
+
+def _damped_right_solve(X: Tensor, R: Tensor) -> Tensor:
+    """``X R (R^T R + delta I)^-1``: ``X R^-T`` where ``R`` is well conditioned, bounded where it is singular.
+
+    ``sqrt(delta) = 4 r eps``, the rounding level of an ``R`` of unit size. The normal matrix is never
+    formed: ``R~``, the triangular factor of ``[R; sqrt(delta) I]``, has ``R~^T R~ = R^T R + delta I`` and
+    singular values ``>= sqrt(delta)``, and two triangular solves apply its inverse.
+    """
+    r = R.shape[-1]
+    root = 4 * r * torch.finfo(R.dtype).eps
+    eye = torch.eye(r, dtype=R.dtype, device=R.device).expand(*R.shape[:-2], r, r)
+    damped = torch.linalg.qr(torch.cat([R, root * eye], dim=-2), mode="r").R
+    Z = torch.linalg.solve_triangular(damped, X @ R, upper=True, left=False)
+    return torch.linalg.solve_triangular(damped.mT, Z, upper=False, left=False)
+
+
+class _QRFrame(torch.autograd.Function):
+    """``Q`` of ``A = Q R`` with ``diag R >= 0``; the backward of :func:`qr_orthogonal`."""
+
+    @staticmethod
+    def forward(ctx, A: Tensor) -> Tensor:
+        scale = binary_scale(A)
+        Q, R = torch.linalg.qr(A / scale, mode="reduced")
+        sign = torch.where(torch.diagonal(R, dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(A.dtype)
+        Q = Q * sign.unsqueeze(-2)
+        ctx.save_for_backward(Q, R * sign.unsqueeze(-1), scale)
+        return Q
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        Q, R, scale = ctx.saved_tensors
+        if R.shape[-1] == 0:
+            return torch.zeros_like(Q)
+        QtG = Q.mT @ grad
+        B = grad - Q @ QtG + Q @ (QtG - QtG.mT).tril(-1)
+        return _damped_right_solve(B, R) / scale
+
+
 def qr_orthogonal(A: Tensor) -> Tensor:
     """Orthonormal columns by Householder QR with the sign fix ``Q <- Q diag(sign(diag R))``.
 
     The sign fix makes the map unique (and continuous) wherever ``A`` has full column rank, so
-    ``qr_orthogonal(Q) == Q`` for any frame ``Q`` with positive ``diag(Q^T Q)``-pivots.
+    ``qr_orthogonal(Q) == Q`` for any frame ``Q`` with positive ``diag(Q^T Q)``-pivots. Where ``A`` is
+    rank deficient (a zero or repeated column, ``A = 0``) Householder QR still returns orthonormal
+    columns (the map is discontinuous there, not undefined). The map is invariant under positive
+    scaling, and ``A`` is divided by :func:`binary_scale` first.
+
+    Gradient (from ``dA = dQ R + Q dR`` with ``Q^T dQ`` skew and ``dR R^-1`` upper triangular)::
+
+        dL/dA = [(I - Q Q^T) G + Q tril(Q^T G - G^T Q, -1)] R^-T,      G = dL/dQ,
+
+    computed with ``R^-T`` replaced by the damped inverse ``R (R^T R + delta I)^-1`` of the normalized
+    ``R`` (:func:`_damped_right_solve`, ``sqrt(delta) = 4 r eps``): the exact gradient up to a relative
+    ``delta / sigma_min(R)^2`` (below rounding for every ``R`` whose condition number is under about
+    ``1 / (4 r eps)``) and, where ``R`` is singular, the Tikhonov-regularized gradient, finite and at
+    most ``||B|| / (2 sqrt(delta))`` times ``2^-e``. At ``A = 0`` it is zero.
     """
-    Q, R = torch.linalg.qr(A, mode="reduced")
-    d = torch.diagonal(R, dim1=-2, dim2=-1)
-    sign = torch.where(d < 0, -torch.ones_like(d), torch.ones_like(d))
-    return Q * sign.unsqueeze(-2)
+    _check_matrix(A, "A")
+    return _QRFrame.apply(A)
+
+
+class _SkewExp(torch.autograd.Function):
+    """``exp(S)`` of a real skew-symmetric ``S`` through the eigendecomposition of the Hermitian ``-i S``."""
+
+    @staticmethod
+    def forward(ctx, S: Tensor) -> Tensor:
+        scale = binary_scale(S)
+        complex_dtype = torch.complex128 if S.dtype == torch.float64 else torch.complex64
+        eigenvalues, U = torch.linalg.eigh((S / scale).to(complex_dtype) * -1j)
+        theta = eigenvalues * scale.squeeze(-1)
+        ctx.save_for_backward(U, theta)
+        return ((U * torch.polar(torch.ones_like(theta), theta).unsqueeze(-2)) @ U.mH).real
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        U, theta = ctx.saved_tensors
+        half_gap = (theta.unsqueeze(-1) - theta.unsqueeze(-2)) / 2
+        mean = (theta.unsqueeze(-1) + theta.unsqueeze(-2)) / 2
+        divided = torch.sinc(half_gap / math.pi)
+        F = torch.complex(divided * torch.cos(mean), divided * torch.sin(mean))
+        inner = U.mH @ grad.to(U.dtype) @ U
+        return (U @ (F.conj() * inner) @ U.mH).real
 
 
 def expm_orthogonal(A: Tensor) -> Tensor:
-    """Orthonormal columns as the first r columns of ``exp(S - S^T)``, S the n x n zero-padded ``A``.
+    """Orthonormal columns from the first r columns of ``exp(S - S^T)``, S the n x n zero-padded ``A``.
 
     The exponential of a skew-symmetric matrix is orthogonal and has determinant +1, so this map
-    reaches exactly the rotations (SO(n)) when ``A`` is square. ``torch.linalg.matrix_exp`` leaves an
-    orthogonality error ``delta`` of a few ``1e-14`` at small norms (its truncated Taylor series) that
-    grows like ``eps * ||A||`` with scaling and squaring; one Newton-Schulz step
-    ``Q (3 I - Q^T Q) / 2`` takes it to ``~1.5 delta^2`` plus rounding, so the columns are orthonormal
-    to ``~1e-15`` for any ``||A||`` whose exponential is accurate to ``delta < 0.1``.
+    reaches the rotations (SO(n)) when ``A`` is square. It is evaluated through the eigenvalues
+    ``i theta_j`` and eigenvectors ``U`` of ``S - S^T`` (``exp = U diag(e^{i theta}) U^H``: unit-modulus
+    factors at every scale, where ``torch.linalg.matrix_exp`` overflows to nan past ``||A|| ~ 1e8`` in
+    float32), then made orthonormal to working precision by :func:`qr_orthogonal` (a change of the
+    order of the rounding error wherever the exponential is accurate; at norms beyond ``1 / eps`` the
+    rotation angles are rounding noise and only orthonormality is guaranteed).
+
+    Gradient: the Daleckii-Krein formula ``dexp(S)[E] = U (F o (U^H E U)) U^H`` with the divided
+    differences ``F_jk = (e^{i theta_j} - e^{i theta_k}) / (i (theta_j - theta_k)) =
+    e^{i (theta_j + theta_k) / 2} sinc((theta_j - theta_k) / 2)`` (``e^{i theta_j}`` on coinciding
+    eigenvalues), each of modulus ``<= 1``: exact and finite at every ``A``, including repeated
+    eigenvalues and ``A = 0``.
     """
     n, r = A.shape[-2], A.shape[-1]
-    S = torch.nn.functional.pad(A, (0, n - r))
-    Q = torch.linalg.matrix_exp(S - S.transpose(-2, -1))[..., :r]
-    return 1.5 * Q - 0.5 * Q @ (Q.transpose(-2, -1) @ Q)
+    P = torch.nn.functional.pad(A, (0, n - r))
+    return qr_orthogonal(_SkewExp.apply(P - P.mT)[..., :r])
 
 
 def bjorck_orthogonal(A: Tensor, tol: float | None = None, max_iter: int = 100, beta: float = 0.5) -> Tensor:
@@ -76,12 +172,17 @@ def bjorck_orthogonal(A: Tensor, tol: float | None = None, max_iter: int = 100, 
     code (Li et al. 2019, REFERENCES.md) with ``beta = 0.5``. Small singular values grow by a factor
     ``1 + beta`` per step and converge quadratically near 1, so ill-conditioned inputs need more
     steps; rank-deficient inputs never converge. Instead of returning a non-orthonormal matrix
-    after a fixed count (the 2019 code ran 20 steps), this raises ``BjorckConvergenceError``.
+    after a fixed count (the 2019 code ran 20 steps), this raises ``BjorckConvergenceError``: the map
+    has no orthonormal value at a rank-deficient ``A`` (use ``"qr"`` or ``"expm"`` there). Wherever it
+    returns, its gradient (through the iterations) is finite. ``A`` is first divided by
+    :func:`binary_scale`, so any magnitude works. The iteration count depends on the data, so
+    ``torch.compile`` cannot capture it in one graph (``"qr"`` and ``"expm"`` compile whole).
     """
     _check_matrix(A, "A")
     r = A.shape[-1]
     tol = default_tolerance(A.dtype, r) if tol is None else tol
     eye = torch.eye(r, dtype=A.dtype, device=A.device)
+    A = A / binary_scale(A)
     norm = torch.linalg.matrix_norm(A, ord="fro", keepdim=True)
     if not bool((norm > 0).all()):
         raise BjorckConvergenceError("bjorck_orthogonal: A has a zero matrix, which has no orthonormal frame")
@@ -107,6 +208,8 @@ def orthogonal(A: Tensor, method: str = "qr") -> Tensor:
     when it does not converge).
     """
     _check_matrix(A, "A")
+    if A.dtype in (torch.float16, torch.bfloat16):
+        return orthogonal(A.float(), method).to(A.dtype)
     if method == "qr":
         return qr_orthogonal(A)
     if method == "expm":

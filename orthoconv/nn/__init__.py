@@ -2,13 +2,16 @@
 
 Orthogonal convolutions (BCOP, Li et al. 2019; CayleyConv; SOC; StridedBCOP), Lipschitz-bounded ones
 (RKO, OSSN, SVCM, RK-L2NE), orthogonal linear maps, invertible downsampling and 1-Lipschitz
-activations.
+activations. :func:`cached` builds each kernel once for a block of forwards; :func:`from_config`
+rebuilds a layer from the config saved in its ``state_dict``.
 """
 
 from .activations import GroupSort, MaxMin
 from .base import KernelConv2d
 from .bcop import BCOP
+from .cache import cached
 from .cayley import CayleyConv
+from .config import from_config
 from .downsample import InvertibleDownsampling, StridedBCOP
 from .linear import OrthogonalLinear
 from .ossn import OSSN
@@ -31,4 +34,6 @@ __all__ = [
     "SOC",
     "SVCM",
     "StridedBCOP",
+    "cached",
+    "from_config",
 ]

@@ -14,8 +14,9 @@ from torch import Tensor
 from ..math.checks import pair
 from ..math.conv import check_padding_mode
 from ..math.orthogonal import METHODS
+from ._precision import autocast_enabled
 
-DTYPES = (torch.float32, torch.float64)
+DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
 def square_kernel_size(kernel_size) -> int:
@@ -60,12 +61,17 @@ def check_method(method: str) -> str:
 
 
 def check_dtype(dtype) -> None:
+    """float32, float64, or float16/bfloat16 (kernels built in float32, then rounded: see ``_precision``)."""
     if dtype is not None and dtype not in DTYPES:
-        raise TypeError(f"dtype must be torch.float32 or torch.float64 (or None for the default), got {dtype}")
+        raise TypeError(
+            f"dtype must be torch.float32, torch.float64, torch.float16 or torch.bfloat16 (or None for the "
+            f"default), got {dtype}"
+        )
 
 
-def check_image(x: Tensor, channels: int, layer: str) -> None:
-    """``x`` must be a floating ``(N, channels, H, W)`` batch."""
+def check_image(x: Tensor, channels: int, layer: str, dtype: torch.dtype | None = None) -> None:
+    """``x`` must be a floating ``(N, channels, H, W)`` batch with ``H, W >= 1``, of the layer's ``dtype``
+    (any floating dtype under autocast, which casts for the convolution)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{layer}: x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4:
@@ -74,3 +80,10 @@ def check_image(x: Tensor, channels: int, layer: str) -> None:
         raise ValueError(f"{layer}: x has {x.shape[1]} channels, the layer expects in_channels = {channels}")
     if not x.is_floating_point():
         raise TypeError(f"{layer}: x must be a floating point tensor, got dtype {x.dtype}")
+    if x.shape[-2] < 1 or x.shape[-1] < 1:
+        raise ValueError(f"{layer}: the image must have positive height and width, got {x.shape[-2]}x{x.shape[-1]}")
+    if dtype is not None and x.dtype != dtype and not autocast_enabled(x.device):
+        raise TypeError(
+            f"{layer}: x has dtype {x.dtype} but the layer's parameters are {dtype}; convert one of them "
+            f"(layer.to({x.dtype}) or x.to({dtype})), or run under torch.autocast"
+        )

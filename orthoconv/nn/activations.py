@@ -28,6 +28,9 @@ class GroupSort(nn.Module):
         groups = x.unflatten(dim, (size // self.group_size, self.group_size))
         return groups.sort(dim=dim + 1, descending=True).values.flatten(dim, dim + 1)
 
+    def config(self) -> dict:
+        return {"type": "GroupSort", "group_size": self.group_size, "dim": self.dim}
+
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}, dim={self.dim}"
 
@@ -37,6 +40,9 @@ class MaxMin(GroupSort):
 
     def __init__(self, dim: int = 1) -> None:
         super().__init__(2, dim)
+
+    def config(self) -> dict:
+        return {"type": "MaxMin", "dim": self.dim}
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

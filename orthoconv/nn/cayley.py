@@ -25,7 +25,9 @@ from torch import Tensor, nn
 
 from ..math.checks import image_size
 from ..math.spectral import frequency_response
+from ._precision import check_finite, full_precision, promote
 from .base import KernelConv2d
+from .norms import kernel_bound
 
 
 def cayley_transfer(V: Tensor, input_size) -> Tensor:
@@ -69,11 +71,14 @@ class CayleyConv(KernelConv2d):
         in_channels, out_channels, kernel_size: as ``nn.Conv2d``; ``kernel_size`` is the support of the
             parameter ``V`` (square, any k >= 1; taps beyond the image wrap around), the operator itself
             has ``H x W`` taps.
-        input_size: ``(H, W)`` (or an int), the one image size the layer is orthogonal for; other
-            sizes raise ``ValueError``.
+        stride, padding: only ``1`` and ``"same"``.
         bias: add a learnable bias.
         padding_mode: only ``"circular"`` (the construction is a circular convolution).
-        stride, padding: only ``1`` and ``"same"``.
+        input_size: ``(H, W)`` (or an int), required keyword: the one image size the layer is orthogonal
+            for; other sizes raise ``ValueError``.
+        device, dtype: of the parameters. The transfer matrices are built with autocast off (complex64
+            for float32 and half parameters, complex128 for float64) and the Fourier-domain product runs
+            in that precision; the output has the input's dtype.
     """
 
     _name = "CayleyConv"
@@ -84,15 +89,16 @@ class CayleyConv(KernelConv2d):
         in_channels: int,
         out_channels: int,
         kernel_size,
-        input_size,
-        bias: bool = True,
-        padding_mode: str = "circular",
         stride=1,
         padding="same",
+        bias: bool = True,
+        padding_mode: str = "circular",
+        *,
+        input_size,
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, padding_mode, stride, padding, dtype)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, padding_mode, dtype)
         self.input_size = image_size(input_size)
         c = max(in_channels, out_channels)
         self._init_weight(c, c, bias, device, dtype)
@@ -101,14 +107,16 @@ class CayleyConv(KernelConv2d):
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
         super().reset_parameters()
 
-    def transfer(self) -> Tensor:
-        """``Q(w)[:c_out, :c_in]`` on the half spectrum, ``(H, W // 2 + 1, c_out, c_in)`` complex."""
-        if not bool(torch.isfinite(self.weight).all()):
-            raise ValueError("CayleyConv: the parameter has nan or inf entries")
-        Q = cayley_transfer(self.weight, self.input_size)
+    def _transfer(self) -> Tensor:
+        check_finite(self.weight, "CayleyConv: the parameter has nan or inf entries")
+        Q = cayley_transfer(promote(self.weight), self.input_size)
         return Q[..., : self.out_channels, : self.in_channels]
 
-    def kernel(self) -> Tensor:
+    def transfer(self) -> Tensor:
+        """``Q(w)[:c_out, :c_in]`` on the half spectrum, ``(H, W // 2 + 1, c_out, c_in)`` complex."""
+        return self._build("transfer", self._transfer)
+
+    def _kernel(self) -> Tensor:
         """The equivalent ``(c_out, c_in, H, W)`` kernel for ``conv2d_same(x, kernel, "circular")``."""
         return cayley_kernel(self.transfer(), self.input_size)
 
@@ -121,9 +129,27 @@ class CayleyConv(KernelConv2d):
         """``irfft2(Q(w) rfft2(x))`` in the Fourier domain (no explicit kernel), plus the bias."""
         self._check_input(x)
         H, W = self.input_size
-        xhat = torch.fft.rfft2(x)
-        yhat = torch.einsum("uvoi,niuv->nouv", self.transfer(), xhat)
-        return self._add_bias(torch.fft.irfft2(yhat, s=(H, W)))
+        if x.shape[0] == 0:  # an empty batch (the FFT backends refuse one)
+            return self._add_bias(x.new_zeros(0, self.out_channels, H, W))
+        Q = self.transfer()
+        with full_precision(x.device):
+            xhat = torch.fft.rfft2(x.to(Q.real.dtype))
+            y = torch.fft.irfft2(torch.einsum("uvoi,niuv->nouv", Q, xhat), s=(H, W))
+        return self._add_bias(y.to(x.dtype))
+
+    def lipschitz_bound(self, input_size=None) -> float:
+        """The exact norm (float64 FFT) of the operator on the layer's image size, 1 up to rounding
+        (the layer is orthogonal there). Any other ``input_size`` raises ``ValueError``: the layer is
+        built for one size."""
+        if input_size is not None and image_size(input_size) != self.input_size:
+            raise ValueError(
+                f"CayleyConv.lipschitz_bound: the layer is built for {self.input_size} images (orthogonal on "
+                f"that size only), input_size is {image_size(input_size)}"
+            )
+        return kernel_bound(self.kernel(), self.input_size, "circular")
+
+    def config(self) -> dict:
+        return {**self._base_config(), "input_size": list(self.input_size)}
 
     def _repr_fields(self) -> list[str]:
         return [f"input_size={self.input_size}"]

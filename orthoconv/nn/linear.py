@@ -16,6 +16,9 @@ from torch import Tensor, nn
 from ..math.checks import positive_int
 from ..math.orthogonal import orthogonal
 from ._args import check_dtype, check_method
+from ._precision import autocast_enabled, full_precision, promote
+from .base import Configurable
+from .cache import cached_build
 
 
 def orthogonal_matrix(V: Tensor, method: str = "qr") -> Tensor:
@@ -25,15 +28,16 @@ def orthogonal_matrix(V: Tensor, method: str = "qr") -> Tensor:
     return orthogonal(V.transpose(-2, -1), method).transpose(-2, -1)
 
 
-class OrthogonalLinear(nn.Module):
+class OrthogonalLinear(Configurable):
     """``y = W x + b`` with ``W = orth(V)`` (module docstring): exactly norm-1, GNP.
 
     Args:
         in_features, out_features, bias: as ``nn.Linear``.
         method: ``"qr"`` (default), ``"expm"`` or ``"bjorck"``.
+        device, dtype: of the parameters (half precisions build ``W`` in float32, then round it).
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, method: str = "qr",
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, method: str = "qr",
                  device=None, dtype=None) -> None:
         super().__init__()
         self.in_features = positive_int(in_features, "in_features")
@@ -50,9 +54,18 @@ class OrthogonalLinear(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
+    def _matrix(self) -> Tensor:
+        with full_precision(self.param.device):
+            return orthogonal_matrix(promote(self.param), self.method).to(self.param.dtype)
+
     def matrix(self) -> Tensor:
-        """The current weight ``(out_features, in_features)``, differentiable."""
-        return orthogonal_matrix(self.param, self.method)
+        """The current weight ``(out_features, in_features)``, differentiable (built once inside
+        :func:`orthoconv.nn.cached`)."""
+        return cached_build(self, "matrix", self._matrix)
+
+    def kernel(self) -> Tensor:
+        """The weight matrix ``(out_features, in_features)`` (2-D: a linear layer has no convolution kernel)."""
+        return self.matrix()
 
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor):
@@ -61,7 +74,16 @@ class OrthogonalLinear(nn.Module):
             raise ValueError(
                 f"OrthogonalLinear: x must end in in_features = {self.in_features}, got shape {tuple(x.shape)}"
             )
+        if x.dtype != self.param.dtype and not autocast_enabled(x.device):
+            raise TypeError(
+                f"OrthogonalLinear: x has dtype {x.dtype} but the layer's parameters are {self.param.dtype}; "
+                f"convert one of them (layer.to({x.dtype}) or x.to({self.param.dtype})), or run under torch.autocast"
+            )
         return nn.functional.linear(x, self.matrix(), self.bias)
+
+    def config(self) -> dict:
+        return {"type": "OrthogonalLinear", "in_features": self.in_features, "out_features": self.out_features,
+                "method": self.method}
 
     def extra_repr(self) -> str:
         return (

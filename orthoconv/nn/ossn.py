@@ -29,26 +29,43 @@ from torch import Tensor, nn
 
 from ..math.checks import image_size, non_negative_int, positive_int
 from ..math.conv import conv2d_same, conv2d_same_adjoint
-from ..math.spectral import circular_spectral_norm, conv_spectral_norm
+from ..math.orthogonal import binary_scale
+from ._precision import full_precision, promote
 from .base import KernelConv2d
+from .norms import kernel_bound
+
+
+def _fallback_direction(u: Tensor) -> Tensor:
+    """A fixed unit vector of ``u``'s shape with every entry nonzero (no random state is used)."""
+    ramp = torch.cos(torch.arange(u.numel(), device=u.device, dtype=u.dtype) * 0.618 + 0.5)
+    return (ramp / torch.linalg.vector_norm(ramp)).view_as(u)
 
 
 def power_iteration_step(u: Tensor, kernel: Tensor, padding_mode: str, steps: int) -> Tensor:
-    """``steps`` normalized power-iteration steps ``u <- A^T A u / ||A^T A u||`` (no gradient)."""
+    """``steps`` normalized power-iteration steps ``u <- A^T A u / ||A^T A u||`` (no gradient).
+
+    Where ``A^T A u = 0`` (``u`` in the null space, or ``A = 0``) the iterate restarts from a fixed
+    direction; the choice is made by ``torch.where``, without a host synchronization. The kernel is
+    divided by :func:`orthoconv.math.orthogonal.binary_scale` (the direction does not depend on it), so
+    huge or tiny kernels neither overflow nor underflow.
+    """
     with torch.no_grad():
+        kernel = kernel / binary_scale(kernel.reshape(1, -1))
+        fallback = _fallback_direction(u)
         for _ in range(steps):
             v = conv2d_same_adjoint(conv2d_same(u, kernel, padding_mode), kernel, padding_mode)
             norm = torch.linalg.vector_norm(v)
-            if not bool(norm > 0):  # u in the null space: restart from a fresh direction
-                v, norm = torch.randn_like(u), None
-            u = v / (torch.linalg.vector_norm(v) if norm is None else norm)
+            u = torch.where(norm > 0, v / torch.where(norm > 0, norm, 1), fallback)
     return u
 
 
 def rayleigh_sigma(u: Tensor, kernel: Tensor, padding_mode: str) -> Tensor:
-    """``||A u|| / ||u||``, differentiable in the kernel: a lower bound on ``||A||_2``."""
+    """``||A u|| / ||u||``, differentiable in the kernel: a lower bound on ``||A||_2`` (computed on the
+    kernel divided by its binary scale, then scaled back)."""
     u = u.detach()
-    return torch.linalg.vector_norm(conv2d_same(u, kernel, padding_mode)) / torch.linalg.vector_norm(u)
+    scale = binary_scale(kernel.detach().reshape(1, -1)).reshape(())
+    image = conv2d_same(u, kernel / scale, padding_mode)
+    return torch.linalg.vector_norm(image) / torch.linalg.vector_norm(u) * scale
 
 
 class OSSN(KernelConv2d):
@@ -56,31 +73,34 @@ class OSSN(KernelConv2d):
 
     Args:
         in_channels, out_channels, kernel_size, bias: as ``nn.Conv2d`` (square kernels).
+        stride, padding: only ``1`` and ``"same"``.
         padding_mode: ``"circular"`` (default) or ``"zeros"``; the power iteration uses the same one.
         input_size: ``(H, W)`` (or an int) of the images, or ``None`` to take it from the first input.
         n_power_iterations: power steps per training forward (default 2).
         warmup_iterations: power steps when the iterate is created (default 20).
-        stride, padding: only ``1`` and ``"same"``.
+        device, dtype: of the parameters (half precisions run the normalization in float32).
     """
 
     _name = "OSSN"
+    _runtime_options = ("n_power_iterations", "warmup_iterations")
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
         kernel_size,
+        stride=1,
+        padding="same",
         bias: bool = True,
         padding_mode: str = "circular",
+        *,
         input_size=None,
         n_power_iterations: int = 2,
         warmup_iterations: int = 20,
-        stride=1,
-        padding="same",
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, padding_mode, stride, padding, dtype)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, padding_mode, dtype)
         self.n_power_iterations = positive_int(n_power_iterations, "n_power_iterations")
         self.warmup_iterations = non_negative_int(warmup_iterations, "warmup_iterations")
         self.register_buffer("u", torch.empty(0, device=device, dtype=dtype))  # the iterate, sized on first use
@@ -102,8 +122,10 @@ class OSSN(KernelConv2d):
     def _init_iterate(self, size: tuple[int, int]) -> None:
         w = self.weight
         u = torch.randn(1, self.in_channels, *size, dtype=w.dtype, device=w.device)
-        u = u / torch.linalg.vector_norm(u)
-        self.u = power_iteration_step(u, w.detach(), self.padding_mode, self.warmup_iterations)
+        with full_precision(w.device):
+            u = promote(u) / torch.linalg.vector_norm(promote(u))
+            u = power_iteration_step(u, promote(w.detach()), self.padding_mode, self.warmup_iterations)
+        self.u = u.to(w.dtype)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         saved = state_dict.get(prefix + "u")
@@ -121,33 +143,45 @@ class OSSN(KernelConv2d):
             )
 
     def sigma(self) -> Tensor:
-        """The current estimate ``||conv(W) u||`` (a lower bound on the norm), differentiable in W."""
+        """The current estimate ``||conv(W) u||`` (a lower bound on the norm), differentiable in W,
+        in working precision (float32 for half parameters)."""
         if self.input_size is None:
             raise ValueError("OSSN: the image size is unknown; pass input_size or run a forward pass first")
-        return rayleigh_sigma(self.u, self.weight, self.padding_mode)
+        with full_precision(self.weight.device):
+            return rayleigh_sigma(promote(self.u), promote(self.weight), self.padding_mode)
 
-    def kernel(self) -> Tensor:
+    def _kernel(self) -> Tensor:
         """The effective kernel ``W / max(1, sigma)`` (no iterate update), differentiable."""
-        return self.weight / self.sigma().clamp_min(1)
+        return promote(self.weight) / self.sigma().clamp_min(1)
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         self._check_size(tuple(x.shape[-2:]))
         if self.training:
-            self.u = power_iteration_step(self.u, self.weight.detach(), self.padding_mode, self.n_power_iterations)
+            with full_precision(self.weight.device):
+                u = power_iteration_step(promote(self.u), promote(self.weight.detach()), self.padding_mode,
+                                         self.n_power_iterations)
+            with torch.no_grad():
+                self.u.copy_(u)
         return conv2d_same(x, self.kernel(), self.padding_mode, self.bias)
 
     def lipschitz_bound(self, input_size=None) -> float:
         """A certified bound on the effective kernel's operator norm on ``input_size`` (default: the
         layer's): exact FFT norm (circular) or the certified upper end of ``conv_spectral_norm``
-        (zeros), in float64. Never the power iterate."""
+        (zeros), in float64. Never the power iterate. The layer is not orthogonal."""
         size = self.input_size if input_size is None else image_size(input_size)
         if size is None:
             raise ValueError("OSSN.lipschitz_bound: the image size is unknown; pass input_size")
-        kernel = self.kernel().detach().to(torch.float64)
-        if self.padding_mode == "circular":
-            return circular_spectral_norm(kernel, size)
-        return conv_spectral_norm(kernel, size, "zeros").upper
+        return kernel_bound(self.kernel(), size, self.padding_mode)
+
+    def config(self) -> dict:
+        size = self.input_size
+        return {
+            **self._base_config(),
+            "input_size": None if size is None else list(size),
+            "n_power_iterations": self.n_power_iterations,
+            "warmup_iterations": self.warmup_iterations,
+        }
 
     def _repr_fields(self) -> list[str]:
         return [

@@ -27,27 +27,42 @@ import torch
 from torch import Tensor, nn
 
 from ..math.bounds import reshaped_kernel_bound
-from ..math.checks import check_kernel
+from ..math.checks import check_kernel, image_size
+from ..math.orthogonal import binary_scale
+from ._precision import promote
 from .base import KernelConv2d
 
 
 def l2ne_scale(V: Tensor) -> Tensor:
     """``sqrt(kh kw) sqrt(min(||M M^T||_inf, ||M^T M||_inf))``, a certified bound on ``||conv(V)||_2``
-    for every image size (module docstring); differentiable, a 0-dim tensor."""
+    for every image size (module docstring); differentiable, a 0-dim tensor. Computed on ``V / 2^e``
+    (:func:`orthoconv.math.orthogonal.binary_scale`, exact) and scaled back, so that neither tiny nor
+    huge kernels underflow or overflow in the Gram products."""
     check_kernel(V)
+    return _l2ne_scale(V)
+
+
+def _l2ne_scale(V: Tensor) -> Tensor:
     kh, kw = V.shape[-2:]
-    M = V.reshape(V.shape[0], -1)
+    scale = binary_scale(V.reshape(1, -1)).reshape(())
+    M = V.reshape(V.shape[0], -1) / scale
     left = torch.linalg.matrix_norm(M @ M.transpose(0, 1), ord=math.inf)
     right = torch.linalg.matrix_norm(M.transpose(0, 1) @ M, ord=math.inf)
-    return math.sqrt(kh * kw) * torch.minimum(left, right).sqrt()
+    return math.sqrt(kh * kw) * torch.minimum(left, right).sqrt() * scale
 
 
 def rkl2ne_kernel(V: Tensor) -> Tensor:
-    """``V / l2ne_scale(V)``; raises for a zero kernel (the scale is 0)."""
-    scale = l2ne_scale(V)
-    if not bool(scale > 0):
-        raise ValueError("RK-L2NE: the kernel is zero, its scale is 0 and the normalization is undefined")
-    return V / scale
+    """``V / l2ne_scale(V)``, and the zero kernel for ``V = 0`` (where any scaling of ``V`` is 1-Lipschitz;
+    the gradient returned there is that of ``W = V``, finite, while nearby it grows like ``1 / ||V||``)."""
+    check_kernel(V)
+    return _rkl2ne_kernel(V)
+
+
+def _rkl2ne_kernel(V: Tensor) -> Tensor:
+    """:func:`rkl2ne_kernel` without the argument check (no host synchronization: compiles whole)."""
+    zero = (V == 0).all()
+    scale = _l2ne_scale(torch.where(zero, torch.ones_like(V), V))
+    return V / torch.where(zero, torch.ones_like(scale), scale)
 
 
 class RKL2NE(KernelConv2d):
@@ -55,8 +70,9 @@ class RKL2NE(KernelConv2d):
 
     Args:
         in_channels, out_channels, kernel_size, bias: as ``nn.Conv2d`` (square kernels).
-        padding_mode: ``"circular"`` (default) or ``"zeros"``; the bound holds for both and every size.
         stride, padding: only ``1`` and ``"same"``.
+        padding_mode: ``"circular"`` (default) or ``"zeros"``; the bound holds for both and every size.
+        device, dtype: of the parameters (half precisions build the kernel in float32).
     """
 
     _name = "RKL2NE"
@@ -66,25 +82,28 @@ class RKL2NE(KernelConv2d):
         in_channels: int,
         out_channels: int,
         kernel_size,
-        bias: bool = True,
-        padding_mode: str = "circular",
         stride=1,
         padding="same",
+        bias: bool = True,
+        padding_mode: str = "circular",
+        *,
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, padding_mode, stride, padding, dtype)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, padding_mode, dtype)
         self._init_weight(out_channels, in_channels, bias, device, dtype)
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.weight)
         super().reset_parameters()
 
-    def kernel(self) -> Tensor:
-        """The current kernel ``V / l2ne_scale(V)``, differentiable."""
-        return rkl2ne_kernel(self.weight)
+    def _kernel(self) -> Tensor:
+        return _rkl2ne_kernel(promote(self.weight))
 
-    def lipschitz_bound(self) -> float:
+    def lipschitz_bound(self, input_size=None) -> float:
         """``k ||M(W)||_2`` of the scaled kernel (float64): certified for every image size and both
-        paddings, and ``<= 1`` by construction (it is at most the L2NE quantity, which is 1)."""
+        paddings (so the same for every ``input_size``), and ``<= 1`` by construction (it is at most the
+        L2NE quantity, which is 1). The layer is not orthogonal: the bound is not its norm."""
+        if input_size is not None:
+            image_size(input_size)
         return reshaped_kernel_bound(self.kernel().detach())

@@ -30,8 +30,10 @@ import math
 from torch import Tensor, nn
 
 from ..math.bounds import reshaped_kernel_bound
+from ..math.checks import image_size
 from ..math.orthogonal import orthogonal
 from ._args import check_method
+from ._precision import promote
 from .base import KernelConv2d
 
 
@@ -59,11 +61,12 @@ class RKO(KernelConv2d):
 
     Args:
         in_channels, out_channels, kernel_size: as ``nn.Conv2d`` (square kernels, any k >= 1).
+        stride, padding: only ``1`` and ``"same"`` are supported (anything else raises).
         bias: add a learnable bias (it does not change the Lipschitz constant).
         padding_mode: ``"circular"`` or ``"zeros"``; the bound holds for both.
         method: orthonormalization, ``"qr"`` (exact, default), ``"expm"`` or ``"bjorck"`` (Björck
             iterated to tolerance; raises when it does not converge).
-        stride, padding: only ``1`` and ``"same"`` are supported (anything else raises).
+        device, dtype: of the parameters (half precisions build the kernel in float32).
     """
 
     _name = "RKO"
@@ -73,15 +76,16 @@ class RKO(KernelConv2d):
         in_channels: int,
         out_channels: int,
         kernel_size,
-        bias: bool = True,
-        padding_mode: str = "circular",
-        method: str = "qr",
         stride=1,
         padding="same",
+        bias: bool = True,
+        padding_mode: str = "circular",
+        *,
+        method: str = "qr",
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, padding_mode, stride, padding, dtype)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, padding_mode, dtype)
         self.method = check_method(method)
         self._init_weight(out_channels, in_channels, bias, device, dtype)
 
@@ -89,14 +93,19 @@ class RKO(KernelConv2d):
         nn.init.normal_(self.weight)
         super().reset_parameters()
 
-    def kernel(self) -> Tensor:
-        """The current kernel ``(out_channels, in_channels, k, k)``, differentiable."""
-        return rko_kernel(self.weight, self.method)
+    def _kernel(self) -> Tensor:
+        return rko_kernel(promote(self.weight), self.method)
 
-    def lipschitz_bound(self) -> float:
+    def lipschitz_bound(self, input_size=None) -> float:
         """``k ||M(W)||_2`` of the current kernel (float64 SVD): certified for every image size and both
-        paddings; equals 1 up to rounding (and up to Björck's tolerance with ``method="bjorck"``)."""
+        paddings, so the same for every ``input_size``; equals 1 up to rounding (and up to Björck's
+        tolerance with ``method="bjorck"``). The layer is not orthogonal: the bound is not its norm."""
+        if input_size is not None:
+            image_size(input_size)
         return reshaped_kernel_bound(self.kernel().detach())
+
+    def config(self) -> dict:
+        return {**self._base_config(), "method": self.method}
 
     def _repr_fields(self) -> list[str]:
         return [f"padding_mode={self.padding_mode!r}", f"method={self.method!r}"]

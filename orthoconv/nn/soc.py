@@ -44,10 +44,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..math.blocks import compose_kernels
-from ..math.bounds import reshaped_kernel_bound, tap_norm_bound
 from ..math.checks import check_kernel, image_size, positive_int
 from ..math.conv import conv2d_same
 from ..math.spectral import frequency_response
+from ._precision import promote
 from .base import KernelConv2d
 
 
@@ -56,6 +56,10 @@ def skew_symmetric_kernel(L: Tensor) -> Tensor:
     check_kernel(L)
     if L.shape[0] != L.shape[1]:
         raise ValueError(f"L must have as many output as input channels (c, c, kh, kw), got {tuple(L.shape)}")
+    return _skew_part(L)
+
+
+def _skew_part(L: Tensor) -> Tensor:
     kh, kw = L.shape[-2:]
     L = F.pad(L, (1 - kw % 2, 0, 1 - kh % 2, 0))
     return L - L.transpose(0, 1).flip(-2, -1)
@@ -74,8 +78,19 @@ def check_skew(S: Tensor, rtol: float = 1e-6) -> None:
 
 def skew_norm_bound(S: Tensor) -> float:
     """``rho(S)``: the smaller of the reshaped-kernel and tap-sum bounds on ``||conv(S)||_2``, certified
-    for every image size and both paddings (float64)."""
-    return min(reshaped_kernel_bound(S), tap_norm_bound(S))
+    for every image size and both paddings (float64; :func:`orthoconv.math.bounds.reshaped_kernel_bound`,
+    :func:`orthoconv.math.bounds.tap_norm_bound`)."""
+    check_kernel(S)
+    return float(_skew_norm_bound(S))
+
+
+def _skew_norm_bound(S: Tensor) -> Tensor:
+    """:func:`skew_norm_bound` as a 0-dim float64 tensor, without a host synchronization (compiles whole)."""
+    S = S.detach().to(torch.float64)
+    kh, kw = S.shape[-2:]
+    reshaped = math.sqrt(kh * kw) * torch.linalg.matrix_norm(S.reshape(S.shape[0], -1), ord=2)
+    taps = torch.linalg.matrix_norm(S.permute(2, 3, 0, 1), ord=2).sum()
+    return torch.minimum(reshaped, taps)
 
 
 def taylor_deviation_bound(rho: float, terms: int) -> float:
@@ -145,12 +160,14 @@ class SOC(KernelConv2d):
         in_channels, out_channels, kernel_size, bias: as ``nn.Conv2d`` (square kernels, any k >= 1;
             an even k is embedded in k + 1). ``c_in != c_out``: zero-pad the input to ``c = max`` channels
             and keep the first ``c_out`` outputs (as the paper does): an isometry / co-isometry.
+        stride, padding: only ``1`` and ``"same"``.
+        padding_mode: ``"circular"`` (default) or ``"zeros"``: both are orthogonal up to truncation.
         terms: Taylor terms (default 6: measured deviation ~1e-6 at ``max_norm = 1``, below float32
             resolution; 12 makes the truncation invisible in float64).
         max_norm: rescale ``S`` so that its certified norm bound is at most this (default 1.0), or
             ``None`` for no rescaling.
-        padding_mode: ``"circular"`` (default) or ``"zeros"``: both are orthogonal up to truncation.
-        stride, padding: only ``1`` and ``"same"``.
+        device, dtype: of the parameters (the skew kernel and its rescaling are computed with autocast
+            off, in float32 for half parameters; the series of convolutions runs in the input's precision).
     """
 
     _name = "SOC"
@@ -160,16 +177,17 @@ class SOC(KernelConv2d):
         in_channels: int,
         out_channels: int,
         kernel_size,
-        bias: bool = True,
-        padding_mode: str = "circular",
-        terms: int = 6,
-        max_norm: float | None = 1.0,
         stride=1,
         padding="same",
+        bias: bool = True,
+        padding_mode: str = "circular",
+        *,
+        terms: int = 6,
+        max_norm: float | None = 1.0,
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, padding_mode, stride, padding, dtype)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, padding_mode, dtype)
         self.terms = _check_terms(terms)
         if max_norm is not None and not (isinstance(max_norm, (int, float)) and not isinstance(max_norm, bool)
                                          and math.isfinite(max_norm) and max_norm > 0):
@@ -182,14 +200,19 @@ class SOC(KernelConv2d):
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
         super().reset_parameters()
 
-    def skew_kernel(self) -> Tensor:
-        """The (rescaled) skew kernel ``S``, differentiable. The rescaling factor is computed without
-        gradient from the certified bound (one float64 SVD of the reshaped kernel and of each tap)."""
-        S = skew_symmetric_kernel(self.weight)
+    def _skew_kernel(self) -> Tensor:
+        S = _skew_part(promote(self.weight))
         if self.max_norm is None:
             return S
-        rho = skew_norm_bound(S.detach())
-        return S * min(1.0, self.max_norm / rho) if rho > 0 else S
+        rho = _skew_norm_bound(S)
+        factor = torch.where(rho > self.max_norm, self.max_norm / torch.where(rho > 0, rho, 1), 1.0)
+        return S * factor.to(S.dtype)
+
+    def skew_kernel(self) -> Tensor:
+        """The (rescaled) skew kernel ``S`` in working precision, differentiable. The rescaling factor
+        ``min(1, max_norm / rho(S))`` is computed without gradient from the certified bound (one float64
+        SVD of the reshaped kernel and of each tap)."""
+        return self._build("skew_kernel", self._skew_kernel)
 
     def forward(self, x: Tensor) -> Tensor:
         """The truncated series applied by ``terms`` convolutions (zero padding has no single kernel)."""
@@ -197,10 +220,11 @@ class SOC(KernelConv2d):
         c = self.weight.shape[0]
         if self.in_channels < c:
             x = F.pad(x, (0, 0, 0, 0, 0, c - self.in_channels))
-        y = soc_apply(x, self.skew_kernel(), self.terms, self.padding_mode)[:, : self.out_channels]
+        S = self.skew_kernel().to(self._dtype)
+        y = soc_apply(x, S, self.terms, self.padding_mode)[:, : self.out_channels]
         return self._add_bias(y)
 
-    def kernel(self) -> Tensor:
+    def _kernel(self) -> Tensor:
         """The explicit ``(c_out, c_in, K, K)`` kernel, ``K = terms (k' - 1) + 1`` (circular padding only)."""
         if self.padding_mode != "circular":
             raise ValueError(
@@ -208,10 +232,16 @@ class SOC(KernelConv2d):
             )
         return soc_kernel(self.skew_kernel(), self.terms)[: self.out_channels, : self.in_channels]
 
-    def lipschitz_bound(self) -> float:
+    def lipschitz_bound(self, input_size=None) -> float:
         """``1 + rho^(terms+1) / (terms+1)!`` with ``rho`` the certified bound of the skew kernel: valid
-        for every image size and both paddings (module docstring)."""
+        for every image size and both paddings (module docstring), so the same for every ``input_size``.
+        The layer is orthogonal up to the truncation, which this bound accounts for."""
+        if input_size is not None:
+            image_size(input_size)
         return 1.0 + taylor_deviation_bound(skew_norm_bound(self.skew_kernel().detach()), self.terms)
+
+    def config(self) -> dict:
+        return {**self._base_config(), "terms": self.terms, "max_norm": self.max_norm}
 
     def _repr_fields(self) -> list[str]:
         return [f"terms={self.terms}", f"max_norm={self.max_norm}", f"padding_mode={self.padding_mode!r}"]

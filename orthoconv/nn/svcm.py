@@ -29,12 +29,10 @@ import torch
 from torch import Tensor, nn
 
 from ..math.checks import check_kernel, image_size, non_negative_int
-from ..math.spectral import (
-    circular_spectral_norm,
-    conv_spectral_norm,
-    frequency_response,
-)
+from ..math.spectral import circular_spectral_norm, frequency_response
+from ._precision import full_precision, promote
 from .base import KernelConv2d
+from .norms import kernel_bound
 
 
 def _check_fits(kernel: Tensor, size: tuple[int, int]) -> None:
@@ -107,31 +105,35 @@ class SVCM(KernelConv2d):
 
     Args:
         in_channels, out_channels, kernel_size, bias: as ``nn.Conv2d`` (square kernels, ``k <= H, W``).
-        input_size: ``(H, W)`` the projection is computed for (required; other sizes raise in forward).
-        rounds: clip-and-mask rounds per :meth:`project_` (default 10: about 1.03 to 1.05 for Gaussian
-            kernels, see the module docstring).
+        stride, padding: only ``1`` and ``"same"``.
         padding_mode: ``"circular"`` (default; what the projection controls) or ``"zeros"`` (the
             zero-padded operator is then bounded by :meth:`lipschitz_bound`, not by the projection).
-        stride, padding: only ``1`` and ``"same"``.
+        input_size: ``(H, W)`` the projection is computed for (required keyword; other sizes raise in
+            forward).
+        rounds: clip-and-mask rounds per :meth:`project_` (default 10: about 1.03 to 1.05 for Gaussian
+            kernels, see the module docstring).
+        device, dtype: of the parameters (half precisions project in float32).
     """
 
     _name = "SVCM"
+    _runtime_options = ("rounds",)
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
         kernel_size,
-        input_size,
-        bias: bool = True,
-        padding_mode: str = "circular",
-        rounds: int = 10,
         stride=1,
         padding="same",
+        bias: bool = True,
+        padding_mode: str = "circular",
+        *,
+        input_size,
+        rounds: int = 10,
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, padding_mode, stride, padding, dtype)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, padding_mode, dtype)
         self.input_size = image_size(input_size)
         self.rounds = non_negative_int(rounds, "rounds")
         _check_fits(torch.empty(1, 1, self.kernel_size, self.kernel_size), self.input_size)
@@ -144,14 +146,18 @@ class SVCM(KernelConv2d):
 
     @torch.no_grad()
     def project_(self, rounds: int | None = None) -> "SVCM":
-        """Replace the kernel by ``svcm_project(kernel, input_size, rounds)`` (default ``self.rounds``)."""
-        rounds = self.rounds if rounds is None else rounds
-        self.weight.copy_(svcm_project(self.weight, self.input_size, rounds))
+        """Replace the kernel by ``svcm_project(kernel, input_size, rounds)`` (default ``self.rounds``),
+        computed in full precision (float32 for half parameters). A no-op on the ``meta`` device."""
+        if self.weight.device.type == "meta":
+            return self
+        with full_precision(self.weight.device):
+            kernel = svcm_project(promote(self.weight), self.input_size, self.rounds if rounds is None else rounds)
+        self.weight.copy_(kernel)
         return self
 
-    def kernel(self) -> Tensor:
+    def _kernel(self) -> Tensor:
         """The current kernel (the parameter itself)."""
-        return self.weight
+        return promote(self.weight)
 
     def _check_input(self, x: Tensor) -> None:
         super()._check_input(x)
@@ -160,12 +166,12 @@ class SVCM(KernelConv2d):
 
     def lipschitz_bound(self, input_size=None) -> float:
         """The certified norm of the current kernel on ``input_size`` (default: the layer's), float64:
-        exact FFT norm (circular) or the certified upper end of ``conv_spectral_norm`` (zeros)."""
-        size = self.input_size if input_size is None else image_size(input_size)
-        kernel = self.weight.detach().to(torch.float64)
-        if self.padding_mode == "circular":
-            return circular_spectral_norm(kernel, size)
-        return conv_spectral_norm(kernel, size, "zeros").upper
+        exact FFT norm (circular) or the certified upper end of ``conv_spectral_norm`` (zeros). The
+        layer is not orthogonal: this is its measured norm, not 1."""
+        return kernel_bound(self.weight, self.input_size if input_size is None else input_size, self.padding_mode)
+
+    def config(self) -> dict:
+        return {**self._base_config(), "input_size": list(self.input_size), "rounds": self.rounds}
 
     def _repr_fields(self) -> list[str]:
         return [f"input_size={self.input_size}", f"rounds={self.rounds}", f"padding_mode={self.padding_mode!r}"]

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from ..nn import from_config
 from .formats import CheckpointError, read_weights
 
 EXTRA = "_extra_state"
@@ -64,21 +65,6 @@ def load_state_dicts(path) -> tuple[list[tuple[str, dict]], list[str]]:
     return found, skipped
 
 
-def from_config(config: dict) -> nn.Module:
-    """TEMPORARY ADAPTER for ``orthoconv.nn.from_config`` (the layers engineer's contract): used only
-    while that function does not exist. ``getattr(orthoconv.nn, config["type"])(**kwargs)``, limited to
-    the module classes of ``orthoconv.nn``."""
-    from .. import nn as layers
-
-    builder = getattr(layers, "from_config", None)
-    if builder is not None:
-        return builder(config)
-    cls = getattr(layers, str(config.get("type")), None)
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise ValueError(f"unknown orthoconv layer type {config.get('type')!r}")
-    return cls(**{k: v for k, v in config.items() if k != "type"})
-
-
 def _configs(state: dict) -> list[tuple[str, dict]]:
     """``(prefix, config)`` of the outermost orthoconv layers (an inner layer is part of its parent)."""
     prefixes = sorted((k[: -len(EXTRA)], v) for k, v in state.items()
@@ -114,8 +100,6 @@ def rebuild_layer(prefix: str, config: dict, state: dict) -> tuple[nn.Module, li
 
 def _loaded(kwargs: dict, own: dict, dtype: torch.dtype) -> nn.Module:
     layer = from_config(kwargs).to(dtype)
-    if type(layer).get_extra_state is nn.Module.get_extra_state:  # a layer that does not save its config itself
-        own = {k: v for k, v in own.items() if k != EXTRA}
     layer.load_state_dict(own, strict=True)
     return layer.eval()
 

@@ -30,7 +30,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .operators import OperatorBound, activation_lipschitz, module_bound
+from .operators import OperatorBound, module_bound
 
 
 @dataclass

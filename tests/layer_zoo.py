@@ -1,0 +1,45 @@
+"""Every orthoconv layer, small, with an input it accepts: the fixtures of the cross-layer tests."""
+
+import torch
+
+import orthoconv as oc
+
+SIZE = (5, 4)
+
+# name -> (build(**factory), input shape without the batch)
+LAYERS = {
+    "BCOP": (lambda **f: oc.BCOP(3, 4, 3, **f), (3, *SIZE)),
+    "RKO": (lambda **f: oc.RKO(3, 4, 2, **f), (3, *SIZE)),
+    "OSSN": (lambda **f: oc.OSSN(3, 4, 3, input_size=SIZE, **f), (3, *SIZE)),
+    "SVCM": (lambda **f: oc.SVCM(3, 4, 3, input_size=SIZE, **f), (3, *SIZE)),
+    "RKL2NE": (lambda **f: oc.RKL2NE(3, 4, 3, **f), (3, *SIZE)),
+    "CayleyConv": (lambda **f: oc.CayleyConv(3, 4, 3, input_size=SIZE, **f), (3, *SIZE)),
+    "SOC": (lambda **f: oc.SOC(3, 4, 3, **f), (3, *SIZE)),
+    "StridedBCOP": (lambda **f: oc.StridedBCOP(2, 8, 3, 2, **f), (2, 4, 6)),
+    "OrthogonalLinear": (lambda **f: oc.OrthogonalLinear(5, 3, **f), (5,)),
+}
+PARAMETERLESS = {
+    "InvertibleDownsampling": (lambda **f: oc.InvertibleDownsampling(2), (3, 4, 6)),
+    "GroupSort": (lambda **f: oc.GroupSort(2), (4, 3, 3)),
+    "MaxMin": (lambda **f: oc.MaxMin(), (4, 3, 3)),
+}
+CONV_LAYERS = [name for name in LAYERS if name != "OrthogonalLinear"]
+
+
+def build(name, seed=0, **factory):
+    torch.manual_seed(seed)
+    return {**LAYERS, **PARAMETERLESS}[name][0](**factory)
+
+
+def example_input(name, batch=2, seed=1, **factory):
+    shape = {**LAYERS, **PARAMETERLESS}[name][1]
+    return torch.randn(batch, *shape, generator=torch.Generator().manual_seed(seed)).to(**factory)
+
+
+def rebuilt(layer):
+    """An independent copy: rebuilt from ``layer.config()`` and loaded from its ``state_dict``."""
+    first = next(layer.parameters())
+    bias = getattr(layer, "bias", getattr(getattr(layer, "conv", None), "bias", None))
+    copy = oc.nn.from_config(layer.config(), bias=bias is not None, device=first.device, dtype=first.dtype)
+    copy.load_state_dict(layer.state_dict())
+    return copy.train(layer.training)
