@@ -45,14 +45,18 @@ def inverse_rules(
 
 
 def split_term(term: sp.Expr) -> tuple[sp.Expr, Word]:
-    """Split a monomial into its commutative coefficient and its word of matrix letters."""
+    """Split a monomial into its commutative coefficient and its word of matrix letters.
+
+    Only positive integer powers of a letter are words; P**-1 or P**(1/2) name matrices that the
+    relations know nothing about, so they raise ValueError instead of being read as some word.
+    """
     commutative, letters = term.args_cnc()
     word: list[sp.Symbol] = []
     for factor in letters:
-        if factor.is_Pow:
-            word.extend([factor.base] * int(factor.exp))
-        else:
-            word.append(factor)
+        base, exponent = factor.as_base_exp()
+        if not (base.is_Symbol and exponent.is_Integer and exponent > 0):
+            raise ValueError(f"split_term: {factor} is not a positive integer power of a matrix letter")
+        word.extend([base] * int(exponent))
     return sp.Mul(*commutative), tuple(word)
 
 
