@@ -1,4 +1,4 @@
-"""Theorem 6 (2-D BCOP is incomplete).
+"""Theorem 6 (2-D BCOP of kernel size 2 is incomplete).
 
 Let P = diag(1, 0) and Q = [[1, 1], [1, 1]] / 2, so PQ != QP, and
 
@@ -8,6 +8,9 @@ Let P = diag(1, 0) and Q = [[1, 1], [1, 1]] / 2, so PQ != QP, and
 R is a paraunitary 2 x 2-tap kernel (a composition of paraunitary factors, Theorem 1), hence an
 orthogonal convolution for every image size, yet no 2-D BCOP of size 2,
 H (P' + (I - P') z1)(Q' + (I - Q') z2), equals R, for any 2 x 2 matrices H, P', Q' whatsoever.
+R is a BCOP of size 3: H = I, P_1 = I, Q_1 = Q, P_2 = P, Q_2 = I give
+I (I)(Q + (I - Q) z2)(P + (I - P) z1)(I) = R. So this theorem is about size 2 only; Theorem 7 gives
+a kernel that no BCOP of any size equals.
 
 Proof (structural, checked symbolically). The four taps of the BCOP sum to
 H (P' + I - P')(Q' + I - Q') = H, and R's taps sum to I, so H = I. Then the taps [0,0] + [1,0] give
@@ -24,14 +27,15 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .kernels import Z1, Z2, paraunitary_defect, taps_of
+from .kernels import Z1, Z2, bcop_transfer, paraunitary_defect, taps_of
 from .noncommutative import equal_modulo, matrices
 from .result import Check, ProofResult, all_hold, run_theorem
 
 NAME = "incompleteness_2d"
 STATEMENT = (
-    "R = (Q + (I-Q) z2)(P + (I-P) z1) with P = diag(1,0), Q = [[1,1],[1,1]]/2 is orthogonal "
-    "but is not H (P' + (I-P') z1)(Q' + (I-Q') z2) for any H, P', Q'"
+    "2-D BCOP of kernel size 2 is incomplete: R = (Q + (I-Q) z2)(P + (I-P) z1) with P = diag(1,0), "
+    "Q = [[1,1],[1,1]]/2 is orthogonal but is not H (P' + (I-P') z1)(Q' + (I-Q') z2) for any H, P', Q'; "
+    "R is a BCOP of size 3 (H = I, P1 = I, Q1 = Q, P2 = P, Q2 = I)"
 )
 
 P_EXAMPLE = sp.diag(1, 0)
@@ -98,16 +102,25 @@ def example_checks() -> list[Check]:
     ]
 
 
+def size_three_check(H: sp.Matrix, Ps: list[sp.Matrix], Qs: list[sp.Matrix]) -> Check:
+    """The BCOP H B(P_1, Q_1) B(P_2, Q_2) equals the example R."""
+    return Check(
+        "R = BCOP of size 3 with H = I, P1 = I, Q1 = Q, P2 = P, Q2 = I",
+        bcop_transfer(H, Ps, Qs) == reversed_block(P_EXAMPLE, Q_EXAMPLE),
+    )
+
+
 def claims(full: bool) -> list[Check]:
     return [
         all_hold("the example", example_checks()),
         structural_check(),
         check(P_EXAMPLE, Q_EXAMPLE),
+        size_three_check(sp.eye(2), [sp.eye(2), P_EXAMPLE], [Q_EXAMPLE, sp.eye(2)]),
     ]
 
 
 def scope(full: bool) -> str:
-    return "the explicit 2-channel, 2x2-tap kernel; structural step for all n"
+    return "kernel size 2 only (R is a size-3 BCOP): the explicit 2-channel kernel; structural step for all n"
 
 
 def prove(full: bool = False) -> ProofResult:
