@@ -1,4 +1,4 @@
-"""Theorem 7 (the 2n-channel theorem; Li et al. 2019, Theorem 2).
+"""Theorem 8 (the 2n-channel theorem; Li et al. 2019, Theorem 2).
 
 Let C = H B(P_1, Q_1) ... B(P_{k-1}, Q_{k-1}) be an n-channel BCOP and set
 
@@ -10,7 +10,7 @@ C'(x)_{1:n} = C(x_{1:n}): the largest component (all ranks n, det +1) of 2n-chan
 represents every n-channel BCOP.
 
 Converse: if K' = [[A, B], [C, D]] is a paraunitary 2n-channel kernel whose top-left block A is
-paraunitary, then B = 0 and C = 0. Indeed, with taps W'_p = [[A_p, B_p], [C_p, D_p]],
+paraunitary, then B = 0 and C = 0. With taps W'_p = [[A_p, B_p], [C_p, D_p]],
 
     sum_p ||C_p||^2 = tr[sum_p W'_p^T W'_p - I]_{1:n,1:n} - tr[sum_p A_p^T A_p - I],
     sum_p ||B_p||^2 = tr[sum_p W'_p W'_p^T - I]_{1:n,1:n} - tr[sum_p A_p A_p^T - I],
@@ -21,12 +21,19 @@ rational functions is two-sided). A real sum of squares that vanishes has every 
 
 (Li et al., NeurIPS 2019, arXiv 1911.00937, Theorem 2.)
 
-Proof. The construction is verified with 2 x 2 block matrices whose entries are non-commutative
-symbols (every n; k = 2, 3, 4): the products stay block diagonal with top-left block C, the blocks of
-P' are idempotent under P^2 -> P, and tr P' = tr P + (n - tr P) = n with tr = rank for projectors.
-It is verified again with explicit matrices for n = 1 (scalar projectors, H = +-1) and n = 2
-(unit-circle parametrization, every rank choice, det H = sigma), for k = 2 and 3. The two trace
-identities of the converse are expanded for generic taps with n = 1, 2 and k = 2, 3.
+Proof, for every n and every k. The blocks are non-commutative symbols (:mod:`proofs.noncommutative`),
+so each identity holds for n x n blocks of any n.
+  - Induction on k: C'_1 = H' = H (+) H''; if C'_k = C_k (+) C''_k (letters C, C''), then
+    C'_k B(P', Q') = (C_k B(P, Q)) (+) (C''_k B(I - P, I - Q)), checked blockwise modulo P^2 = P.
+  - P' is symmetric and idempotent blockwise, and its trace is computed from its blocks with the
+    linear, cyclic trace of :func:`proofs.noncommutative.trace`: tr P + tr(I_n - P) = n. For a
+    projector rank = trace, so rank P' = n.
+  - det H' is the product of the determinants of the diagonal blocks of the block-diagonal H':
+    sigma * sigma = 1 modulo sigma^2 = 1, where sigma = det H = det H''.
+  - Converse: [W^T W]_{11} - A^T A = C^T C and [W W^T]_{11} - A A^T = B B^T for one tap of blocks;
+    summing over the taps is linear, so the identities hold for every k, and tr(C^T C) = ||C||_F^2.
+The construction is also checked with explicit matrices for n = 1 (scalar projectors, H = +-1) and
+n = 2 (unit-circle parametrization, every rank choice, det H = sigma), for k = 2 and 3.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from sympy.polys.matrices import DomainMatrix
 from . import circle
 from .circle import CircleAlgebra
 from .kernels import symbolic_taps
-from .noncommutative import equal_modulo, idempotent_rules, matrices
+from .noncommutative import equal_modulo, idempotent_rules, matrices, trace, transpose
 from .result import Check, ProofResult, all_hold, run_theorem
 
 NAME = "channel_doubling"
@@ -50,33 +57,76 @@ STATEMENT = (
 )
 
 
-def symbolic_construction_check(k: int) -> Check:
-    """Block matrices of non-commutative symbols: C' = C (+) C'' for every n."""
-    H, H2 = matrices("H H''")
-    Ps, Qs = matrices(f"P1:{k}"), matrices(f"Q1:{k}")
+def complement_double(X: sp.Expr) -> sp.Matrix:
+    """The construction's doubled projector X (+) (I - X)."""
+    return sp.diag(X, 1 - X)
+
+
+def doubled_factor(double, X: sp.Symbol, z: sp.Symbol) -> sp.Matrix:
+    X2 = double(X)
+    return X2 + (sp.eye(2) - X2) * z
+
+
+def step_check(double) -> Check:
+    """diag(C, C'') B(P', Q') = diag(C B(P, Q), C'' B(I-P, I-Q)) for letters C, C'', P, Q: the k -> k+1 step."""
+    C, C2, P, Q = matrices("C C'' P Q")
     z1, z2 = sp.symbols("z1 z2")
-    rules = idempotent_rules(Ps + Qs)
-
-    def doubled_factor(X: sp.Symbol, z: sp.Symbol) -> sp.Matrix:
-        X2 = sp.diag(X, 1 - X)
-        return X2 + (sp.eye(2) - X2) * z
-
-    C_factors = [H] + [f for P, Q in zip(Ps, Qs) for f in (P + (1 - P) * z1, Q + (1 - Q) * z2)]
-    C_doubled = sp.diag(H, H2)
-    for P, Q in zip(Ps, Qs):
-        C_doubled = (C_doubled * doubled_factor(P, z1) * doubled_factor(Q, z2)).applyfunc(sp.expand)
-    idempotent = all(
-        equal_modulo([entry], [square], rules)
-        for X in Ps + Qs
-        for entry, square in zip(sp.diag(X, 1 - X), (sp.diag(X, 1 - X) ** 2).applyfunc(sp.expand))
-    )
-    n, rank = sp.symbols("n r")
-    trace_is_n = sp.expand(rank + (n - rank)) == n
+    rules = idempotent_rules([P, Q])
+    product = (sp.diag(C, C2) * doubled_factor(double, P, z1) * doubled_factor(double, Q, z2)).applyfunc(sp.expand)
     return Check(
-        f"k = {k}, all n: C' = [[C, 0], [0, C'']], P' idempotent, tr P' = n",
-        C_doubled[0, 1] == 0 and C_doubled[1, 0] == 0 and equal_modulo([C_doubled[0, 0]], C_factors, rules)
-        and idempotent and trace_is_n,
+        "all n, induction step k -> k+1: C'_k = C_k (+) C''_k gives C'_(k+1) = C_k B(P,Q) (+) C''_k B(I-P,I-Q)",
+        equal_modulo([product[0, 1]], [0], rules) and equal_modulo([product[1, 0]], [0], rules)
+        and equal_modulo([product[0, 0]], [C, P + (1 - P) * z1, Q + (1 - Q) * z2], rules)
+        and equal_modulo([product[1, 1]], [C2, (1 - P) + P * z1, (1 - Q) + Q * z2], rules),
     )
+
+
+def projector_check(double) -> Check:
+    """P' symmetric and idempotent blockwise, and tr P' = n computed from its diagonal blocks."""
+    (P,) = matrices("P")
+    n = sp.Symbol("n")
+    rules = idempotent_rules([P])
+    P2 = double(P)
+    transposed = P2.T.applyfunc(lambda entry: transpose(entry, {P: P}))
+    square = (P2 * P2).applyfunc(sp.expand)
+    return Check(
+        "all n: P' = P (+) (I-P) is symmetric, idempotent and tr P' = tr P + tr(I-P) = n = rank P'",
+        all(equal_modulo([a], [b], rules) for a, b in zip(transposed, P2))
+        and all(equal_modulo([a], [b], rules) for a, b in zip(square, P2))
+        and trace(P2[0, 0], n, rules) + trace(P2[1, 1], n, rules) == n,
+    )
+
+
+def determinant_check(H_doubled: sp.Matrix, determinants: dict) -> Check:
+    """det H' from its diagonal blocks (it must be block diagonal), reduced modulo sigma^2 = 1."""
+    sigma = sp.Symbol("sigma")
+    blocks = (H_doubled[0, 0], H_doubled[1, 1])
+    holds = H_doubled[0, 1] == 0 and H_doubled[1, 0] == 0 and all(block in determinants for block in blocks)
+    if holds:
+        value = sp.expand(determinants[blocks[0]] * determinants[blocks[1]])
+        holds = sp.rem(value, sigma**2 - 1, sigma) == 1
+    return Check(
+        "all n: det H' = det H det H'' = sigma^2 = 1 (det H'' = det H = sigma, sigma^2 = 1 as H^T H = I)", holds
+    )
+
+
+def converse_block_check(transpose_blocks) -> Check:
+    """[W^T W]_11 - A^T A = C^T C and [W W^T]_11 - A A^T = B B^T for a tap W = [[A, B], [C, D]] of letters."""
+    A, B, C, D, At, Bt, Ct, Dt = matrices("A B C D A^T B^T C^T D^T")
+    W = sp.Matrix([[A, B], [C, D]])
+    Wt = transpose_blocks(At, Bt, Ct, Dt)
+    right = (Wt * W).applyfunc(sp.expand)
+    left = (W * Wt).applyfunc(sp.expand)
+    return Check(
+        "all n, k: [sum W_p^T W_p]_11 - sum A_p^T A_p = sum C_p^T C_p, [sum W_p W_p^T]_11 - sum A_p A_p^T = "
+        "sum B_p B_p^T (per tap; linear in the taps)",
+        equal_modulo([right[0, 0] - At * A], [Ct * C], {}) and equal_modulo([left[0, 0] - A * At], [B * Bt], {}),
+    )
+
+
+def block_transpose(At: sp.Symbol, Bt: sp.Symbol, Ct: sp.Symbol, Dt: sp.Symbol) -> sp.Matrix:
+    """[[A, B], [C, D]]^T = [[A^T, C^T], [B^T, D^T]]."""
+    return sp.Matrix([[At, Ct], [Bt, Dt]])
 
 
 def check(
@@ -149,17 +199,23 @@ def converse_check(n: int, k: int) -> Check:
 
 
 def claims(full: bool) -> list[Check]:
+    H, H2 = matrices("H H''")
+    sigma = sp.Symbol("sigma")
+    explicit_ks = (2, 3)
     return [
-        *(symbolic_construction_check(k) for k in ((2, 3, 4) if full else (2, 3))),
-        *(explicit_checks(n, k) for n in (1, 2) for k in (2, 3)),
-        *(converse_check(n, k) for n in (1, 2) for k in (2, 3)),
+        step_check(complement_double),
+        projector_check(complement_double),
+        determinant_check(sp.diag(H, H2), {H: sigma, H2: sigma}),
+        converse_block_check(block_transpose),
+        *(explicit_checks(n, k) for n in (1, 2) for k in explicit_ks),
+        *(converse_check(n, k) for n in (1, 2) for k in ((2, 3) if full else (2,))),
     ]
 
 
 def scope(full: bool) -> str:
     return (
-        f"construction all n (k = {'2..4' if full else '2, 3'}) and explicit n = 1, 2, k = 2, 3 (all ranks); "
-        "converse n = 1, 2, k = 2, 3"
+        "all n, all k (induction on k with block symbols; converse per tap); explicit n = 1, 2, k = 2, 3, "
+        f"all ranks; generic-tap converse n = 1, 2, k = {'2, 3' if full else '2'}"
     )
 
 

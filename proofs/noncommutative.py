@@ -114,6 +114,24 @@ def equal_modulo(lhs: Sequence[sp.Expr], rhs: Sequence[sp.Expr], rules: Rules) -
     return all(sp.expand(left.get(word, 0) - right.get(word, 0)) == 0 for word in set(left) | set(right))
 
 
+def trace(expr: sp.Expr, size: sp.Expr, rules: Rules) -> sp.Expr:
+    """tr of a polynomial in matrix letters of size `size`: tr(1) = size, tr of a word is a symbol.
+
+    The trace is linear and tr(X_1 X_2 ... X_m) = tr(X_2 ... X_m X_1), so a word's symbol is named
+    after its least rotation: tr(PQ) and tr(QP) are the same symbol. Letters are otherwise unrelated,
+    so two traces agree exactly when this computation gives equal expressions for all sizes.
+    """
+    total = sp.S.Zero
+    for word, coefficient in terms(expr, rules).items():
+        if not word:
+            total += coefficient * size
+            continue
+        names = [str(letter) for letter in word]
+        least = min(names[i:] + names[:i] for i in range(len(names)))
+        total += coefficient * sp.Symbol("tr(" + " ".join(least) + ")")
+    return sp.expand(total)
+
+
 def transpose(expr: sp.Expr, transposes: Mapping[sp.Symbol, sp.Symbol]) -> sp.Expr:
     """(X_1 ... X_m)^T = X_m^T ... X_1^T; every letter must have an entry (P: P when symmetric)."""
     total = sp.S.Zero
