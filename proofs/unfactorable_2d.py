@@ -18,7 +18,7 @@ The kernel. For real f, g in R[z1, z2] with taps in {0, 1, 2}^2 and m = z1^2 z2^
 
     K = [[f, g], [-m g~, m f~]],   h~(z1, z2) = h(1/z1, 1/z2).
 
-Then K(z)^T K(1/z)... precisely K(1/z)^T K(z) = (f f~ + g g~) I, so K is paraunitary iff the Laurent
+Then K(1/z)^T K(z) = (f f~ + g g~) I, so K is paraunitary iff the Laurent
 polynomial f f~ + g g~ - 1 vanishes: 13 quadratic equations (its coefficients at the shifts d with
 d1 > 0, or d1 = 0 <= d2; the others repeat them) in the 18 coefficients of f and g. Five coefficients
 of g are fixed to rationals; Krawczyk's test (:mod:`proofs.certified_zero`) proves that the remaining
