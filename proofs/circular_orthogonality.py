@@ -63,12 +63,15 @@ def check(taps: list[sp.Matrix], N: int) -> Check:
     return Check(f"circular operator at N = {N} is orthogonal", is_orthogonal(circular_operator(as_taps(taps), N)))
 
 
-def laurent_gram_check(k: int) -> Check:
-    """T(s)^T T(s) = sum_d C_d s^d for T(s) = sum_p W_p s^p, s a shift (s^T = 1/s), all n and N."""
+def laurent_gram_check(k: int, symmetric_taps: bool = False) -> Check:
+    """T(s)^T T(s) = sum_d C_d s^d for T(s) = sum_p W_p s^p, s a shift (s^T = 1/s), all n and N.
+
+    symmetric_taps=True reads W_p^T as W_p (a wrong transpose), under which the identity fails.
+    """
     s = sp.Symbol("s", nonzero=True)
     letters = matrices(f"W0:{k}")
     transposed = matrices(f"W0:{k}^T")
-    transposes = {**dict(zip(letters, transposed)), **dict(zip(transposed, letters))}
+    transposes = {**dict(zip(letters, letters if symmetric_taps else transposed)), **dict(zip(transposed, letters))}
     T = sum(W * s**p for p, W in enumerate(letters))
     T_t = transpose_product([T], transposes)[0].subs(s, 1 / s)
     gram = sum(transposed[p] * letters[q] * s ** (q - p) for p in range(k) for q in range(k))
@@ -98,14 +101,14 @@ def disjoint_support_check(hypotheses: list[sp.Expr]) -> Check:
     )
 
 
-def operator_identity_check(n: int, k: int, sizes: range) -> Check:
-    """T_N = sum_p S^p (x) W_p and T_N^T T_N = sum_d S^d (x) C_d for generic taps."""
+def operator_identity_check(n: int, k: int, sizes: range, operator=circular_operator) -> Check:
+    """operator(taps, N) = sum_p S^p (x) W_p and its Gram matrix is sum_d S^d (x) C_d, for generic taps."""
     taps = symbolic_taps(n, n, k)
     C = gram_coefficients(taps)
     holds = True
     for N in sizes:
         S = shift(N)
-        T = circular_operator(as_taps(taps), N)
+        T = operator(as_taps(taps), N)
         image = sum((sp.kronecker_product(S**p, W) for p, W in enumerate(taps)), sp.zeros(n * N, n * N))
         gram = sum((sp.kronecker_product(shift_power(N, d), Cd) for d, Cd in C.items()), sp.zeros(n * N, n * N))
         holds &= S.T * S == sp.eye(N) and S**N == sp.eye(N)
@@ -125,9 +128,9 @@ def bcop_instance() -> tuple[sp.Matrix, list[sp.Matrix], list[sp.Matrix]]:
     return H, Ps, Qs
 
 
-def instance_check(sizes_1d: range, sizes_2d: range) -> Check:
-    """A concrete paraunitary BCOP (k = 3) is exactly orthogonal at every tested N, also N < 3."""
-    H, Ps, Qs = bcop_instance()
+def instance_check(instance: tuple, sizes_1d: range, sizes_2d: range) -> Check:
+    """The BCOP instance (H, Ps, Qs) (k = 3) is exactly orthogonal at every tested N, also N < 3."""
+    H, Ps, Qs = instance
     taps = taps_1d(transfer_1d(H, Ps))
     one_d = all(check(taps, N).proved for N in sizes_1d)
     kernel_2d = taps_of(bcop_transfer(H, Ps, Qs))
@@ -145,37 +148,39 @@ def supports_disjoint(N: int, k: int) -> bool:
     return all(a.isdisjoint(b) for a, b in itertools.combinations(supports, 2))
 
 
-def support_check(max_k: int) -> Check:
+def support_check(max_k: int, threshold) -> Check:
+    """Disjoint supports exactly when N >= threshold(k) (= 2k - 1), for k <= max_k and N <= 2k + 2."""
     holds = all(
-        supports_disjoint(N, k) == (N >= 2 * k - 1) for k in range(1, max_k + 1) for N in range(1, 2 * k + 3)
+        supports_disjoint(N, k) == (N >= threshold(k)) for k in range(1, max_k + 1) for N in range(1, 2 * k + 3)
     )
     return Check(f"S_N^d (|d| < k) have disjoint supports iff N >= 2k - 1; k <= {max_k}, N <= 2k + 2", holds)
 
 
-def extraction_check(n: int, k: int) -> Check:
-    """At N = 2k - 1 and 2k the block (0, d mod N) of T_N^T T_N is C_d, so orthogonal => paraunitary."""
+def extraction_check(n: int, k: int, sizes: tuple[int, ...]) -> Check:
+    """At each N (2k - 1 and 2k) the block (0, d mod N) of T_N^T T_N is C_d, so orthogonal => paraunitary."""
     taps = symbolic_taps(n, n, k)
     C = gram_coefficients(taps)
     holds = True
-    for N in (2 * k - 1, 2 * k):
+    for N in sizes:
         gram = sp.expand(circular_operator(as_taps(taps), N).T * circular_operator(as_taps(taps), N))
         for d, Cd in C.items():
             column = d % N
             holds &= gram[0:n, column * n : (column + 1) * n] == Cd
-    return Check(f"block (0, d mod N) of T_N^T T_N is C_d at N = 2k-1, 2k; n = {n}, k = {k}", holds)
+    return Check(f"block (0, d mod N) of T_N^T T_N is C_d at N = {sizes}; n = {n}, k = {k}", holds)
 
 
-def counterexample_checks() -> list[Check]:
+def counterexample_checks(taps: list[sp.Matrix], smallest_N: int) -> list[Check]:
+    """The claims of (c) for the one-channel taps (1/2, 0, 1/2) and the sizes N >= smallest_N (= 3)."""
     t = sp.Symbol("t", real=True)
-    w = sp.exp(sp.I * t)
-    K = (1 + w**2) / 2
-    modulus = sp.simplify(sp.expand((K * K.subs(t, -t)).rewrite(sp.cos)) - sp.cos(t) ** 2)
     z = sp.Symbol("z")
-    defect = sp.expand(((1 + z**2) / 2) * ((1 + z**-2) / 2) - 1)
+    transfer = sum(W[0, 0] * z**p for p, W in enumerate(taps))
+    K = transfer.subs(z, sp.exp(sp.I * t))
+    modulus = sp.simplify(sp.expand((K * K.subs(t, -t)).rewrite(sp.cos)) - sp.cos(t) ** 2)
+    defect = sp.expand(transfer * transfer.subs(z, 1 / z) - 1)
     return [
         Check(
             "(1/2, 0, 1/2): circulant orthogonal exactly for N = 1, 2 among N = 1..8",
-            [check(COUNTEREXAMPLE, N).proved for N in range(1, 9)] == [True, True] + [False] * 6,
+            [check(taps, N).proved for N in range(1, 9)] == [True, True] + [False] * 6,
         ),
         Check(
             "(1/2, 0, 1/2) is not paraunitary: K(z) K(1/z) - 1 = (z^2 - 2 + z^-2)/4 != 0",
@@ -185,7 +190,7 @@ def counterexample_checks() -> list[Check]:
         Check(
             "sin t != 0 on (0, pi), so cos(2 pi/N)^2 < 1 for every N >= 3 (0 < 2 pi/N <= 2 pi/3)",
             sp.solveset(sp.sin(t), t, sp.Interval.open(0, sp.pi)) == sp.EmptySet
-            and sp.Interval.Lopen(0, 2 * sp.pi / 3).is_subset(sp.Interval.open(0, sp.pi)),
+            and sp.Interval.Lopen(0, 2 * sp.pi / smallest_N).is_subset(sp.Interval.open(0, sp.pi)),
         ),
     ]
 
@@ -197,11 +202,11 @@ def claims(full: bool) -> list[Check]:
         shift_pair_check(lambda s_, p: s_**-p),
         *(laurent_gram_check(k_) for k_ in (2, 3)),
         operator_identity_check(2, 3, sizes),
-        instance_check(range(1, 9), range(1, 5 if full else 4)),
+        instance_check(bcop_instance(), range(1, 9), range(1, 5 if full else 4)),
         disjoint_support_check([k - 1 - d, d + k - 1, k - 1 - d2, d2 + k - 1, N - 2 * k + 1, N]),
-        support_check(4),
-        *(extraction_check(2, k_) for k_ in (2, 3)),
-        all_hold("counterexample (1/2, 0, 1/2)", counterexample_checks()),
+        support_check(4, lambda k_: 2 * k_ - 1),
+        *(extraction_check(2, k_, (2 * k_ - 1, 2 * k_)) for k_ in (2, 3)),
+        all_hold("counterexample (1/2, 0, 1/2)", counterexample_checks(COUNTEREXAMPLE, 3)),
     ]
 
 
