@@ -78,9 +78,9 @@ def check(k: int, expected: set[tuple[int, ...]]) -> Check:
     )
 
 
-def one_hot_invariants_check(k: int) -> Check:
-    """The invariants (det K(1), sum_p p w_p^2) separate the 2k signed one-hot kernels."""
-    invariants = {(sum(w), sum(p * x**2 for p, x in enumerate(w))) for w in signed_one_hots(k)}
+def one_hot_invariants_check(k: int, invariant) -> Check:
+    """invariant(w) (= (det K(1), sum_p p w_p^2)) separates the 2k signed one-hot kernels."""
+    invariants = {invariant(w) for w in signed_one_hots(k)}
     return Check(f"n = 1, k = {k}: the 2k one-hot kernels have 2k distinct invariants (s, a)", len(invariants) == 2 * k)
 
 
@@ -129,9 +129,10 @@ def sumset_checks(hypotheses: list[sp.Expr], factor_top: sp.Expr, sum_top: sp.Ex
     ]
 
 
-def class_count_check(max_n: int, max_k: int) -> Check:
+def class_count_check(max_n: int, max_k: int, top) -> Check:
+    """The deficits of k - 1 factors are exactly 0..top(n, k) (= (k-1) n), by enumeration."""
     counts = all(
-        deficits(n_, k_) == set(range((k_ - 1) * n_ + 1))
+        deficits(n_, k_) == set(range(top(n_, k_) + 1))
         for n_ in range(1, max_n + 1)
         for k_ in range(1, max_k + 1)
     )
@@ -153,8 +154,8 @@ def canonical(n: int, a: int, z: sp.Symbol) -> sp.Matrix:
     return sp.diag(*[z ** (a // n + (1 if j < a % n else 0)) for j in range(n)])
 
 
-def overlap_check(max_n: int, max_k: int) -> Check:
-    """Every 1-D rank tuple realizes canonical(n, a); hence 2-D tuples realize canonical per variable."""
+def overlap_check(max_n: int, max_k: int, target) -> Check:
+    """Every 1-D rank tuple realizes target(n, a, z) (= canonical); hence 2-D tuples do so per variable."""
     z = sp.Symbol("z")
     holds = True
     for n in range(1, max_n + 1):
@@ -163,7 +164,7 @@ def overlap_check(max_n: int, max_k: int) -> Check:
                 product = sp.eye(n)
                 for P in round_robin_projectors(n, ranks):
                     product = sp.expand(product * (P + (sp.eye(n) - P) * z))
-                holds &= product == canonical(n, sum(n - r for r in ranks), z)
+                holds &= product == target(n, sum(n - r for r in ranks), z)
     return Check(
         f"round-robin diagonal projectors: every rank tuple with deficit a gives diag(z^m_j(a)); "
         f"n <= {max_n}, k <= {max_k}",
@@ -171,14 +172,14 @@ def overlap_check(max_n: int, max_k: int) -> Check:
     )
 
 
-def complementary_pair_check() -> Check:
-    """(P + (I-P) z)((I-P) + P z) = z I for every projector P of any size."""
+def complementary_pair_check(rules: dict) -> Check:
+    """(P + (I-P) z)((I-P) + P z) = z I modulo the rules (P^2 = P), for every size."""
     (P,) = matrices("P")
     z = sp.Symbol("z")
     return Check(
         "n = 2, k = 3, a = 2: ranks (1,1) with (P, I-P), (2,0), (0,2) all give H z; "
         "(P + (I-P)z)((I-P) + Pz) = z I, all n",
-        equal_modulo([P + (1 - P) * z, (1 - P) + P * z], [z], idempotent_rules([P])),
+        equal_modulo([P + (1 - P) * z, (1 - P) + P * z], [z], rules),
     )
 
 
@@ -193,11 +194,11 @@ def claims(full: bool) -> list[Check]:
             f"cross-check n = 1: exactly the 2k signed one-hot kernels, k = 1..{max_k}",
             (check(k, signed_one_hots(k)) for k in range(1, max_k + 1)),
         ),
-        one_hot_invariants_check(max_k),
+        one_hot_invariants_check(max_k, lambda w: (sum(w), sum(p * x**2 for p, x in enumerate(w)))),
         all_hold("all n, k: a ranges over [0, (k-1)n] by induction on k", sumset_checks([A, n], n, A + n)),
-        class_count_check(3, 4),
-        overlap_check(3, 5 if full else 4),
-        complementary_pair_check(),
+        class_count_check(3, 4, lambda n_, k_: (k_ - 1) * n_),
+        overlap_check(3, 5 if full else 4, canonical),
+        complementary_pair_check(idempotent_rules(matrices("P"))),
     ]
 
 
