@@ -178,12 +178,14 @@ def explicit_checks(n: int, k: int) -> Check:
     return all_hold(f"explicit n = {n}, k = {k}: all {len(results)} rank choices", results)
 
 
-def converse_check(n: int, k: int) -> Check:
-    """The two trace identities for generic taps of a 2n-channel kernel."""
+def converse_check(n: int, k: int, swap_off_diagonal: bool = False) -> Check:
+    """The two trace identities for generic taps of a 2n-channel kernel (swapping B and C breaks them)."""
     taps = symbolic_taps(2 * n, 2 * n, k)
     A = [W[:n, :n] for W in taps]
     B = [W[:n, n:] for W in taps]
     C = [W[n:, :n] for W in taps]
+    if swap_off_diagonal:
+        B, C = C, B
     zero, identity_2n, identity_n = sp.zeros(2 * n), sp.eye(2 * n), sp.eye(n)
     right = sum((W.T * W for W in taps), zero) - identity_2n
     left = sum((W * W.T for W in taps), zero) - identity_2n

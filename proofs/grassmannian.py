@@ -112,12 +112,12 @@ def factor_sum_check(per_factor: sp.Expr) -> Check:
     )
 
 
-def component_dimension_check(max_n: int) -> Check:
-    """Over 1-D rank tuples (k - 1 = 2 factors), the parameter dimension is maximal only at all ranks n."""
+def component_dimension_check(max_n: int, dimension) -> Check:
+    """With dimension(r, m) (= r(m - r)) per factor, two factors' total is maximal only at ranks (n, n)."""
     holds = True
     for n in range(1, max_n + 1):
         m = 2 * n
-        dims = {(r1, r2): r1 * (m - r1) + r2 * (m - r2) for r1 in range(m + 1) for r2 in range(m + 1)}
+        dims = {(r1, r2): dimension(r1, m) + dimension(r2, m) for r1 in range(m + 1) for r2 in range(m + 1)}
         best = max(dims.values())
         holds &= [ranks for ranks, d in dims.items() if d == best] == [(n, n)]
     return Check(f"enumerated: sum_i r_i (2n - r_i) is maximal only at r_i = n (two factors, n <= {max_n})", holds)
@@ -134,7 +134,7 @@ def claims(full: bool) -> list[Check]:
             f"tangent dimension r(2n - r) as exact ranks for n <= {max_n}, every r",
             (check(2 * n_, r_, r_ * (2 * n_ - r_)) for n_ in range(1, max_n + 1) for r_ in range(2 * n_ + 1)),
         ),
-        component_dimension_check(max_n),
+        component_dimension_check(max_n, lambda r_, m: r_ * (m - r_)),
     ]
 
 

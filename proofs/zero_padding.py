@@ -98,9 +98,9 @@ def block_trace(E: sp.Matrix, column: tuple[int, ...], N_: int, n: int) -> sp.Ex
     return E[position * n : (position + 1) * n, position * n : (position + 1) * n].trace()
 
 
-def norm_loss_check(taps: dict, n: int, k: int, N_: int, pad: int) -> bool:
+def norm_loss_check(taps: dict, n: int, k: int, N_: int, pad: int, operator=zero_padded_operator) -> bool:
     """tr E at (interior, ...) minus tr E at each boundary column is the dropped taps' sum of squares."""
-    T = zero_padded_operator(taps, N_, pad)
+    T = operator(taps, N_, pad)
     E = sp.expand(T.T * T - sp.eye(T.cols))
     dims = len(next(iter(taps)))
     interior = (k - 1 - pad,) * dims
@@ -113,9 +113,10 @@ def norm_loss_check(taps: dict, n: int, k: int, N_: int, pad: int) -> bool:
     return holds
 
 
-def norm_loss_checks(max_n: int, max_k: int, max_k_2d: int) -> Check:
+def norm_loss_checks(max_n: int, max_k: int, max_k_2d: int, operator=zero_padded_operator) -> Check:
+    """norm_loss_check for generic symbolic taps of every size up to the bounds, every pad, N = k, k + 1."""
     one_d = all(
-        norm_loss_check(as_taps(symbolic_taps(n, n, k)), n, k, N_, pad)
+        norm_loss_check(as_taps(symbolic_taps(n, n, k)), n, k, N_, pad, operator)
         for n in range(1, max_n + 1)
         for k in range(1, max_k + 1)
         for N_ in (k, k + 1)
@@ -123,7 +124,7 @@ def norm_loss_checks(max_n: int, max_k: int, max_k_2d: int) -> Check:
     )
     two_d = all(
         norm_loss_check(
-            {(p, q): sp.Matrix([[sp.Symbol(f"w{p}{q}")]]) for p in range(k) for q in range(k)}, 1, k, N_, pad
+            {(p, q): sp.Matrix([[sp.Symbol(f"w{p}{q}")]]) for p in range(k) for q in range(k)}, 1, k, N_, pad, operator
         )
         for k in range(1, max_k_2d + 1)
         for N_ in (k, k + 1)
@@ -136,14 +137,14 @@ def norm_loss_checks(max_n: int, max_k: int, max_k_2d: int) -> Check:
     )
 
 
-def single_tap_check(max_n: int, max_k: int) -> Check:
-    """With only W_pad nonzero the zero-padded operator is I_N (x) W_pad."""
+def single_tap_check(max_n: int, max_k: int, position=lambda pad: pad) -> Check:
+    """With only the tap at position(pad) (= pad) nonzero the zero-padded operator is I_N (x) W."""
     holds = True
     for n in range(1, max_n + 1):
         W = symbolic_taps(n, n, 1, name="u")[0]
         for k in range(1, max_k + 1):
             for pad in range(k):
-                taps = [W if p == pad else sp.zeros(n, n) for p in range(k)]
+                taps = [W if p == position(pad) else sp.zeros(n, n) for p in range(k)]
                 for N_ in range(1, k + 2):
                     holds &= zero_padded_operator(as_taps(taps), N_, pad) == sp.kronecker_product(sp.eye(N_), W)
     return Check(f"single tap W_pad: T_N = I_N (x) W_pad (orthogonal iff W_pad is); n <= {max_n}, k <= {max_k}", holds)
