@@ -13,7 +13,8 @@ interior of X as soon as, componentwise,
     |Y F(c)| + r (|I - Y J(c)| + r |Y| G) 1 < r 1.
 
 Every number here is a Python Fraction, so the test involves no rounding at all; the rational
-centre c is found by a simplified Newton iteration c <- c - Y F(c), rounded to a fixed grid.
+centre c and the matrix Y come from a Newton iteration rounded to a grid, and only the inequality
+above is trusted.
 """
 
 from __future__ import annotations
@@ -120,12 +121,25 @@ def _round(x: Vector, grid: int) -> Vector:
     return [Fraction(round(v * grid), grid) for v in x]
 
 
-def refine(system: QuadraticSystem, start: Vector, Y: Matrix, steps: int, grid: int) -> Vector:
-    """Simplified Newton c <- c - Y F(c), each iterate rounded to multiples of 1/grid."""
+def approximate_inverse(A: Matrix, grid: int) -> Matrix:
+    """The exact inverse of A rounded entrywise to multiples of 1/grid: small numbers, any accuracy needed."""
+    return inverse([_round(row, grid) for row in A])
+
+
+def refine(system: QuadraticSystem, start: Vector, tolerance: Fraction, max_steps: int) -> tuple[Vector, Matrix]:
+    """Newton c <- c - Y F(c), Y an approximate inverse of J(c), each iterate rounded to a grid below tolerance.
+
+    Stops once the step is below the tolerance (or after max_steps); returns c and the last Y.
+    """
+    grid = 10 * int(1 / tolerance)
     x = list(start)
-    for _ in range(steps):
-        x = _round([v - d for v, d in zip(x, _mat_vec(Y, evaluate(system, x)))], grid)
-    return x
+    for _ in range(max_steps):
+        Y = approximate_inverse(jacobian(system, x), grid)
+        step = _mat_vec(Y, evaluate(system, x))
+        x = _round([v - d for v, d in zip(x, step)], grid)
+        if max(abs(d) for d in step) < tolerance:
+            break
+    return x, Y
 
 
 def krawczyk(system: QuadraticSystem, center: Vector, radius: Fraction, Y: Matrix) -> bool:
@@ -145,7 +159,5 @@ def krawczyk(system: QuadraticSystem, center: Vector, radius: Fraction, Y: Matri
 
 def certify(system: QuadraticSystem, start: Vector, radius: Fraction) -> tuple[Vector, bool]:
     """Refine `start` to a rational centre and run Krawczyk's test on a box of the given radius."""
-    Y = inverse(jacobian(system, start))
-    grid = 10 * int(1 / radius) ** 2
-    center = refine(system, start, Y, steps=4, grid=grid)
+    center, Y = refine(system, start, tolerance=radius / 10**6, max_steps=12)
     return center, krawczyk(system, center, radius, Y)
