@@ -147,13 +147,17 @@ def _two_channel_bcop(ranks_P, ranks_Q):
 def test_theorem_3_determinant_check_rejects_wrong_rank_projector_and_rotation():
     algebra, H, Ps, Qs = _two_channel_bcop((1, 0), (2, 1))
     sigma = algebra.sigma
-    assert determinant_degree.check(algebra, H, Ps, Qs, sigma, 3, 1).proved
-    assert not determinant_degree.check(algebra, H, Ps, Qs, sigma, 2, 1).proved
-    assert not determinant_degree.check(algebra, H, Ps, Qs, -sigma, 3, 1).proved
-    not_idempotent = circle.matrix(algebra, [[1, 1], [1, 1]])
-    assert not determinant_degree.check(algebra, H, [not_idempotent, Ps[1]], Qs, sigma, 3, 1).proved
+    def verdicts(*args):
+        return [c.proved for c in determinant_degree.check(algebra, *args)]
+
+    assert verdicts(H, Ps, Qs, sigma, 3, 1) == [True] * 4
+    assert verdicts(H, Ps, Qs, -sigma, 3, 1) == [False, True, True, True]
+    assert verdicts(H, Ps, Qs, sigma, 2, 1) == [False, True, False, True]
+    assert verdicts(H, Ps, Qs, sigma, 3, 2) == [False, True, True, False]
     not_orthogonal = circle.matrix(algebra, [[1, 1], [0, 1]])
-    assert not determinant_degree.check(algebra, not_orthogonal, Ps, Qs, 1, 3, 1).proved
+    assert verdicts(not_orthogonal, Ps, Qs, 1, 3, 1)[1] is False
+    not_idempotent = circle.matrix(algebra, [[1, 1], [1, 1]])
+    assert not all(verdicts(H, [not_idempotent, Ps[1]], Qs, sigma, 3, 1))
 
 
 def test_theorem_3_general_steps():
@@ -211,12 +215,15 @@ def test_theorem_4_disconnectedness():
     assert not dc.complementary_pair_check({}).proved
 
 
-def test_theorem_5_two_tap_completeness_needs_every_paraunitarity_equation():
+def test_theorem_5_each_identity_needs_the_paraunitarity_equations():
     taps, _ = paraunitary_basis(2, 2)
     generators = equations(list(taps))
-    assert two_tap_completeness.check(generators).proved
-    assert not two_tap_completeness.check(generators[:-1]).proved
-    assert not two_tap_completeness.check(generators[1:]).proved
+    assert all(c.proved for c in two_tap_completeness.check(generators))
+    failing = set()
+    for drop in range(len(generators)):
+        remaining = generators[:drop] + generators[drop + 1 :]
+        failing |= {c.claim for c in two_tap_completeness.check(remaining) if not c.proved}
+    assert failing == {c.claim for c in two_tap_completeness.check(generators)}
 
 
 def test_theorem_6_incompleteness_of_size_two():
@@ -267,14 +274,16 @@ def test_theorem_8_channel_doubling():
     assert cd.converse_block_check(cd.block_transpose).proved
     assert not cd.converse_block_check(lambda At, Bt, Ct, Dt: sp.Matrix([[At, Bt], [Ct, Dt]])).proved
     assert cd.converse_check(1, 2).proved and not cd.converse_check(1, 2, swap_off_diagonal=True).proved
-    algebra, H, Ps, Qs = _two_channel_bcop((2, 1), (0, 1))
+    algebra, H, Ps, _ = _two_channel_bcop((2, 1, 0), ())
     identity = circle.identity(algebra, 2)
-    complements_P = [identity - P for P in Ps]
-    complements_Q = [identity - Q for Q in Qs]
-    assert cd.check(algebra, H, H, Ps, Qs, complements_P, complements_Q).proved
+    doubled = [circle.block_diagonal(algebra, P, identity - P) for P in Ps]
+    assert all(c.proved for c in cd.check(algebra, H, H, doubled))
     flipped = circle.product(algebra, H, circle.matrix(algebra, [[1, 0], [0, -1]]))
-    assert not cd.check(algebra, H, flipped, Ps, Qs, complements_P, complements_Q).proved
-    assert not cd.check(algebra, H, H, Ps, Qs, Ps, complements_Q).proved
+    assert [c.proved for c in (cd.check(algebra, H, flipped, doubled))] == [True, True, False]
+    same = [circle.block_diagonal(algebra, P, P) for P in Ps]
+    assert [c.proved for c in (cd.check(algebra, H, H, same))] == [True, False, True]
+    skew = [circle.block_diagonal(algebra, Ps[1], circle.matrix(algebra, [[1, 1], [0, 0]]))]
+    assert [c.proved for c in (cd.check(algebra, H, H, skew))] == [False, True, True]
 
 
 def test_theorem_9_grassmannian():
