@@ -212,9 +212,10 @@ def claims(full: bool) -> list[Check]:
 
 def scope(full: bool) -> str:
     return (
-        "(a) all n, k (symbolic exponents), all N given the shift's orthogonality, checked with the operator "
-        f"identities for n = 2, k = 3, N = 1..{8 if full else 6}; (b) all k, N >= 2k-1 (Farkas), block "
-        "extraction cross-checked k <= 3; (c) N = 1..8 exact, every N >= 3 in closed form"
+        "(a) all n, k (symbolic exponents) and N (S_N orthogonal, S_N^N = I taken as known; operator identities "
+        f"checked for n = 2, k = 3, N = 1..{8 if full else 6}; 2-D on one BCOP, N <= {4 if full else 3}); "
+        "(b) all n, k, N >= 2k-1 (Farkas), block extraction cross-checked k <= 3; (c) N = 1..8 exact, every "
+        "N >= 3 in closed form"
     )
 
 

@@ -225,7 +225,8 @@ def claims(full: bool) -> list[Check]:
 
 def scope(full: bool) -> str:
     return (
-        "(a), (b) all n, k (block symbols, log-derivative induction); cross-checked for every projector of "
+        "(a), (b) all n, k (block symbols, log-derivative induction; spectral theorem, det multiplicative and "
+        "tr cyclic taken as known); cross-checked for every projector of "
         f"R^2, R^3 and symbolic n = 2 BCOP, all ranks, 2-D k = {'2, 3' if full else '2'}, "
         f"1-D k = {'4, 5' if full else '3'}; (c) every paraunitary kernel with n = 2, k = 2"
     )

@@ -139,7 +139,10 @@ def claims(full: bool) -> list[Check]:
 
 
 def scope(full: bool) -> str:
-    return f"every m, r (block symbols), every number of factors; ranks cross-checked for n <= {4 if full else 3}"
+    return (
+        "every m, r (block symbols; the orbit structure from the spectral theorem taken as known), every number "
+        f"of factors; ranks cross-checked for n <= {4 if full else 3}"
+    )
 
 
 def prove(full: bool = False) -> ProofResult:

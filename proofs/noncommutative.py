@@ -118,8 +118,9 @@ def trace(expr: sp.Expr, size: sp.Expr, rules: Rules) -> sp.Expr:
     """tr of a polynomial in matrix letters of size `size`: tr(1) = size, tr of a word is a symbol.
 
     The trace is linear and tr(X_1 X_2 ... X_m) = tr(X_2 ... X_m X_1), so a word's symbol is named
-    after its least rotation: tr(PQ) and tr(QP) are the same symbol. Letters are otherwise unrelated,
-    so two traces agree exactly when this computation gives equal expressions for all sizes.
+    after its least rotation: tr(PQ) and tr(QP) are the same symbol. Equal results therefore prove
+    equal traces for every size; different results prove nothing (the rules act on the word before
+    rotation, so some equal traces may print differently).
     """
     total = sp.S.Zero
     for word, coefficient in terms(expr, rules).items():

@@ -198,7 +198,10 @@ def claims(full: bool) -> list[Check]:
 
 
 def scope(full: bool) -> str:
-    return "every kernel size k, n = 2 channels (peel lemma for all n); the kernel certified to 1e-30"
+    return (
+        "BCOP of every kernel size with the same 2 channels (peel lemma for all n); the kernel certified to "
+        "1e-30; blocks of wider BCOPs not covered"
+    )
 
 
 def prove(full: bool = False) -> ProofResult:
