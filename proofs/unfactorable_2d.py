@@ -26,7 +26,7 @@ of g are fixed to rationals; Krawczyk's test (:mod:`proofs.certified_zero`) prov
 rational centre. On that whole box a 2 x 2 minor of each stack is bounded away from zero, so both
 stacks have rank 2: the exact solution is such a K, and it is not constant (its tap [2, 2] is not 0).
 
-Every step is exact rational arithmetic; the numbers are found by a simplified Newton iteration but
+Every step is exact rational arithmetic; the numbers are found by a Newton iteration, but
 only the Krawczyk inequality and the minor bounds are trusted. This answers the conclusion of
 Li et al. (NeurIPS 2019, arXiv 1911.00937) that 2-D BCOP is incomplete for every kernel size, not
 only for size 2 (Theorem 6). It does not say whether K is a block of a BCOP with more channels.
@@ -42,7 +42,7 @@ import sympy as sp
 from . import certified_zero
 from .certified_zero import QuadraticSystem
 from .noncommutative import equal_modulo, idempotent_rules, matrices
-from .result import Check, ProofResult, all_hold, run_theorem
+from .result import Check, ProofResult, run_theorem
 
 NAME = "unfactorable_2d"
 STATEMENT = (

@@ -32,7 +32,7 @@ from proofs import (
 )
 from proofs.cli import main
 from proofs.inequalities import contradictory, follows
-from proofs.kernels import bcop_transfer, kernel_array, taps_1d, taps_of, transfer_1d
+from proofs.kernels import bcop_transfer, kernel_array, taps_of
 from proofs.noncommutative import equal_modulo, idempotent_rules, inverse_rules, matrices, trace
 from proofs.operators import circular_operator, zero_padded_operator
 from proofs.paraunitary_ideal import equations, paraunitary_basis
