@@ -26,9 +26,10 @@ Laurent polynomial. Its constant coefficient is sum_pq p tr(W_pq^T W_pq), becaus
 contribute (W_pq z1^p z2^q)~ z1 d/dz1 (W_st z1^s z2^t) = s W_pq^T W_st z1^(s-p) z2^(t-q), constant
 iff (s, t) = (p, q). The same with z2 gives b, the constant coefficient of tr(K~ K) = tr I gives n,
 and sum_pq W_pq = K(1, 1) = H because B(P, Q)(1, 1) = I. The identities are also verified exactly
-for symbolic 2-channel BCOP kernels over all rank choices (H = [[c, -sigma s], [s, sigma c]],
-rank-1 projectors [[c^2, c s], [c s, s^2]], reduced modulo c_i^2 + s_i^2 = 1, sigma^2 = 1, a
-Groebner basis, so the normal form decides equality on the whole parameter space).
+for symbolic 2-channel BCOP kernels over all rank choices, 2-D k = 2 and 1-D k = 3 (2-D k = 2, 3
+and 1-D k = 4, 5 with --full): H = [[c, -sigma s], [s, sigma c]], rank-1 projectors
+[[c^2, c s], [c s, s^2]], reduced modulo c_i^2 + s_i^2 = 1, sigma^2 = 1 (a Groebner basis, so the
+normal form decides equality on the whole parameter space).
 (c) The coefficients of z (det K)' - (sum_p p ||W_p||^2) det K lie in the ideal of the paraunitarity
 equations (Groebner basis over the 8 tap entries), without assuming BCOP form. For paraunitary
 kernels of other sizes that are not BCOP the identity follows from Jacobi's formula; that is argued,
