@@ -18,6 +18,7 @@ from . import (
     grassmannian,
     incompleteness_2d,
     two_tap_completeness,
+    unfactorable_2d,
     zero_padding,
 )
 from .result import ProofResult
@@ -29,6 +30,7 @@ THEOREMS = [
     disconnectedness,
     two_tap_completeness,
     incompleteness_2d,
+    unfactorable_2d,
     channel_doubling,
     grassmannian,
     zero_padding,

@@ -77,9 +77,11 @@ def check(rules: Rules) -> Check:
     )
 
 
-def block_taps_check() -> Check:
-    """B(P, Q) = PQ + (I-P)Q z1 + P(I-Q) z2 + (I-P)(I-Q) z1 z2, tap [p, q] at z1^p z2^q."""
-    taps = {(0, 0): P * Q, (0, 1): P * (1 - Q), (1, 0): (1 - P) * Q, (1, 1): (1 - P) * (1 - Q)}
+BLOCK_TAPS = {(0, 0): P * Q, (0, 1): P * (1 - Q), (1, 0): (1 - P) * Q, (1, 1): (1 - P) * (1 - Q)}
+
+
+def block_taps_check(taps: dict) -> Check:
+    """B(P, Q) = sum_pq taps[p, q] z1^p z2^q; the proof passes PQ, P(I-Q), (I-P)Q, (I-P)(I-Q)."""
     kernel = sum(W * Z1**p * Z2**q for (p, q), W in taps.items())
     return Check(
         "B(P,Q)(z1,z2) = sum_pq W_pq z1^p z2^q with W = [[PQ, P(I-Q)], [(I-P)Q, (I-P)(I-Q)]]",
@@ -87,11 +89,12 @@ def block_taps_check() -> Check:
     )
 
 
-def composition_check() -> Check:
-    """(A B)(z)^T (A B)(1/z) = I given the same for A and B, as letters A(z), A(z)^T, A(1/z), A(1/z)^T."""
-    a, a_t, a_inv, a_inv_t, b, b_t, b_inv, b_inv_t = matrices("A A^T Ai Ai^T B B^T Bi Bi^T")
+def composition_check(paraunitary_pairs: list[tuple[str, str]]) -> Check:
+    """(A B)(z)^T (A B)(1/z) = I given X(z)^T X(1/z) = I for each named pair, letters A(z), A(z)^T, A(1/z), ..."""
+    letters = dict(zip("A A^T Ai Ai^T B B^T Bi Bi^T".split(), matrices("A A^T Ai Ai^T B B^T Bi Bi^T")))
+    a, a_t, a_inv, a_inv_t, b, b_t, b_inv, b_inv_t = letters.values()
     transposes = {a: a_t, a_t: a, a_inv: a_inv_t, a_inv_t: a_inv, b: b_t, b_t: b, b_inv: b_inv_t, b_inv_t: b_inv}
-    rules = inverse_rules([(a_t, a_inv), (b_t, b_inv)])
+    rules = inverse_rules([(letters[x], letters[y]) for x, y in paraunitary_pairs])
     composed_t, composed_inv = transpose_product([a, b], transposes), [a_inv, b_inv]
     return Check(
         "A, B paraunitary => A B paraunitary (both orders), all n",
@@ -99,13 +102,13 @@ def composition_check() -> Check:
     )
 
 
-def bcop_check(k: int) -> Check:
-    """H B(P_1, Q_1) ... B(P_{k-1}, Q_{k-1}) expanded directly is paraunitary given H^T H = I."""
+def bcop_check(k: int, orthogonal_H: bool = True) -> Check:
+    """H B(P_1, Q_1) ... B(P_{k-1}, Q_{k-1}) expanded directly is paraunitary given H^T H = I (if assumed)."""
     h, h_t = matrices("H H^T")
     ps = matrices(f"P1:{k}")
     qs = matrices(f"Q1:{k}")
     transposes = {h: h_t, h_t: h, **{x: x for x in ps + qs}}
-    rules = {**idempotent_rules(ps + qs), **inverse_rules([(h_t, h)])}
+    rules = {**idempotent_rules(ps + qs), **(inverse_rules([(h_t, h)]) if orthogonal_H else {})}
     kernel = [h] + [f for p, q in zip(ps, qs) for f in block(p, q)]
     return Check(
         f"BCOP kernel of size k = {k} is paraunitary, all n",
@@ -116,9 +119,9 @@ def bcop_check(k: int) -> Check:
 def claims(full: bool) -> list[Check]:
     sizes = (2, 3, 4, 5) if full else (2, 3, 4)
     return [
-        block_taps_check(),
+        block_taps_check(BLOCK_TAPS),
         check(idempotent_rules([P, Q])),
-        composition_check(),
+        composition_check([("A^T", "Ai"), ("B^T", "Bi")]),
         *(bcop_check(k) for k in sizes),
     ]
 

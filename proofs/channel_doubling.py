@@ -1,4 +1,4 @@
-"""Theorem 7 (the 2n-channel theorem; Li et al. 2019, Theorem 2).
+"""Theorem 8 (the 2n-channel theorem; Li et al. 2019, Theorem 2).
 
 Let C = H B(P_1, Q_1) ... B(P_{k-1}, Q_{k-1}) be an n-channel BCOP and set
 
@@ -10,7 +10,7 @@ C'(x)_{1:n} = C(x_{1:n}): the largest component (all ranks n, det +1) of 2n-chan
 represents every n-channel BCOP.
 
 Converse: if K' = [[A, B], [C, D]] is a paraunitary 2n-channel kernel whose top-left block A is
-paraunitary, then B = 0 and C = 0. Indeed, with taps W'_p = [[A_p, B_p], [C_p, D_p]],
+paraunitary, then B = 0 and C = 0. With taps W'_p = [[A_p, B_p], [C_p, D_p]],
 
     sum_p ||C_p||^2 = tr[sum_p W'_p^T W'_p - I]_{1:n,1:n} - tr[sum_p A_p^T A_p - I],
     sum_p ||B_p||^2 = tr[sum_p W'_p W'_p^T - I]_{1:n,1:n} - tr[sum_p A_p A_p^T - I],
@@ -21,17 +21,23 @@ rational functions is two-sided). A real sum of squares that vanishes has every 
 
 (Li et al., NeurIPS 2019, arXiv 1911.00937, Theorem 2.)
 
-Proof. The construction is verified with 2 x 2 block matrices whose entries are non-commutative
-symbols (every n; k = 2, 3, 4): the products stay block diagonal with top-left block C, the blocks of
-P' are idempotent under P^2 -> P, and tr P' = tr P + (n - tr P) = n with tr = rank for projectors.
-It is verified again with explicit matrices for n = 1 (scalar projectors, H = +-1) and n = 2
-(unit-circle parametrization, every rank choice, det H = sigma), for k = 2 and 3. The two trace
-identities of the converse are expanded for generic taps with n = 1, 2 and k = 2, 3.
+Proof, for every n and every k. The blocks are non-commutative symbols (:mod:`proofs.noncommutative`),
+so each identity holds for n x n blocks of any n.
+  - Induction on k: C'_1 = H' = H (+) H''; if C'_k = C_k (+) C''_k (letters C, C''), then
+    C'_k B(P', Q') = (C_k B(P, Q)) (+) (C''_k B(I - P, I - Q)), checked blockwise modulo P^2 = P.
+  - P' is symmetric and idempotent blockwise, and its trace is computed from its blocks with the
+    linear, cyclic trace of :func:`proofs.noncommutative.trace`: tr P + tr(I_n - P) = n. For a
+    projector rank = trace, so rank P' = n.
+  - det H' is the product of the determinants of the diagonal blocks of the block-diagonal H':
+    sigma * sigma = 1 modulo sigma^2 = 1, where sigma = det H = det H''.
+  - Converse: [W^T W]_{11} - A^T A = C^T C and [W W^T]_{11} - A A^T = B B^T for one tap of blocks;
+    summing over the taps is linear, so the identities hold for every k, and tr(C^T C) = ||C||_F^2.
+The doubled projectors and H' are also checked with explicit matrices for n = 1 (scalar projectors,
+H = +-1) and n = 2 (unit-circle parametrization, every rank, det H = sigma), and the converse's trace
+identities for generic symbolic taps (n = 1, 2).
 """
 
 from __future__ import annotations
-
-import itertools
 
 import sympy as sp
 from sympy.polys.matrices import DomainMatrix
@@ -39,7 +45,7 @@ from sympy.polys.matrices import DomainMatrix
 from . import circle
 from .circle import CircleAlgebra
 from .kernels import symbolic_taps
-from .noncommutative import equal_modulo, idempotent_rules, matrices
+from .noncommutative import equal_modulo, idempotent_rules, matrices, trace, transpose
 from .result import Check, ProofResult, all_hold, run_theorem
 
 NAME = "channel_doubling"
@@ -50,90 +56,110 @@ STATEMENT = (
 )
 
 
-def symbolic_construction_check(k: int) -> Check:
-    """Block matrices of non-commutative symbols: C' = C (+) C'' for every n."""
-    H, H2 = matrices("H H''")
-    Ps, Qs = matrices(f"P1:{k}"), matrices(f"Q1:{k}")
+def complement_double(X: sp.Expr) -> sp.Matrix:
+    """The construction's doubled projector X (+) (I - X)."""
+    return sp.diag(X, 1 - X)
+
+
+def doubled_factor(double, X: sp.Symbol, z: sp.Symbol) -> sp.Matrix:
+    X2 = double(X)
+    return X2 + (sp.eye(2) - X2) * z
+
+
+def step_check(double) -> Check:
+    """diag(C, C'') B(P', Q') = diag(C B(P, Q), C'' B(I-P, I-Q)) for letters C, C'', P, Q: the k -> k+1 step."""
+    C, C2, P, Q = matrices("C C'' P Q")
     z1, z2 = sp.symbols("z1 z2")
-    rules = idempotent_rules(Ps + Qs)
-
-    def doubled_factor(X: sp.Symbol, z: sp.Symbol) -> sp.Matrix:
-        X2 = sp.diag(X, 1 - X)
-        return X2 + (sp.eye(2) - X2) * z
-
-    C_factors = [H] + [f for P, Q in zip(Ps, Qs) for f in (P + (1 - P) * z1, Q + (1 - Q) * z2)]
-    C_doubled = sp.diag(H, H2)
-    for P, Q in zip(Ps, Qs):
-        C_doubled = (C_doubled * doubled_factor(P, z1) * doubled_factor(Q, z2)).applyfunc(sp.expand)
-    idempotent = all(
-        equal_modulo([entry], [square], rules)
-        for X in Ps + Qs
-        for entry, square in zip(sp.diag(X, 1 - X), (sp.diag(X, 1 - X) ** 2).applyfunc(sp.expand))
-    )
-    n, rank = sp.symbols("n r")
-    trace_is_n = sp.expand(rank + (n - rank)) == n
+    rules = idempotent_rules([P, Q])
+    product = (sp.diag(C, C2) * doubled_factor(double, P, z1) * doubled_factor(double, Q, z2)).applyfunc(sp.expand)
     return Check(
-        f"k = {k}, all n: C' = [[C, 0], [0, C'']], P' idempotent, tr P' = n",
-        C_doubled[0, 1] == 0 and C_doubled[1, 0] == 0 and equal_modulo([C_doubled[0, 0]], C_factors, rules)
-        and idempotent and trace_is_n,
+        "all n, induction step k -> k+1: C'_k = C_k (+) C''_k gives C'_(k+1) = C_k B(P,Q) (+) C''_k B(I-P,I-Q)",
+        equal_modulo([product[0, 1]], [0], rules) and equal_modulo([product[1, 0]], [0], rules)
+        and equal_modulo([product[0, 0]], [C, P + (1 - P) * z1, Q + (1 - Q) * z2], rules)
+        and equal_modulo([product[1, 1]], [C2, (1 - P) + P * z1, (1 - Q) + Q * z2], rules),
     )
 
 
-def check(
-    algebra: CircleAlgebra, H: DomainMatrix, H2: DomainMatrix, Ps: list, Qs: list, P2s: list, Q2s: list
-) -> Check:
-    """C' built from H (+) H2, P_i (+) P2_i, Q_i (+) Q2_i has rank-n projectors, det +1 and C' = C (+) *."""
+def projector_check(double) -> Check:
+    """P' symmetric and idempotent blockwise, and tr P' = n computed from its diagonal blocks."""
+    (P,) = matrices("P")
+    n = sp.Symbol("n")
+    rules = idempotent_rules([P])
+    P2 = double(P)
+    transposed = P2.T.applyfunc(lambda entry: transpose(entry, {P: P}))
+    square = (P2 * P2).applyfunc(sp.expand)
+    return Check(
+        "all n: P' = P (+) (I-P) is symmetric, idempotent and tr P' = tr P + tr(I-P) = n = rank P'",
+        all(equal_modulo([a], [b], rules) for a, b in zip(transposed, P2))
+        and all(equal_modulo([a], [b], rules) for a, b in zip(square, P2))
+        and trace(P2[0, 0], n, rules) + trace(P2[1, 1], n, rules) == n,
+    )
+
+
+def determinant_check(H_doubled: sp.Matrix, determinants: dict) -> Check:
+    """det H' from its diagonal blocks (it must be block diagonal), reduced modulo sigma^2 = 1."""
+    sigma = sp.Symbol("sigma")
+    blocks = (H_doubled[0, 0], H_doubled[1, 1])
+    holds = H_doubled[0, 1] == 0 and H_doubled[1, 0] == 0 and all(block in determinants for block in blocks)
+    if holds:
+        value = sp.expand(determinants[blocks[0]] * determinants[blocks[1]])
+        holds = sp.rem(value, sigma**2 - 1, sigma) == 1
+    return Check(
+        "all n: det H' = det H det H'' = sigma^2 = 1 (det H'' = det H = sigma, sigma^2 = 1 as H^T H = I)", holds
+    )
+
+
+def converse_block_check(transpose_blocks) -> Check:
+    """[W^T W]_11 - A^T A = C^T C and [W W^T]_11 - A A^T = B B^T for a tap W = [[A, B], [C, D]] of letters."""
+    A, B, C, D, At, Bt, Ct, Dt = matrices("A B C D A^T B^T C^T D^T")
+    W = sp.Matrix([[A, B], [C, D]])
+    Wt = transpose_blocks(At, Bt, Ct, Dt)
+    right = (Wt * W).applyfunc(sp.expand)
+    left = (W * Wt).applyfunc(sp.expand)
+    return Check(
+        "all n, k: [sum W_p^T W_p]_11 - sum A_p^T A_p = sum C_p^T C_p, [sum W_p W_p^T]_11 - sum A_p A_p^T = "
+        "sum B_p B_p^T (per tap; linear in the taps)",
+        equal_modulo([right[0, 0] - At * A], [Ct * C], {}) and equal_modulo([left[0, 0] - A * At], [B * Bt], {}),
+    )
+
+
+def block_transpose(At: sp.Symbol, Bt: sp.Symbol, Ct: sp.Symbol, Dt: sp.Symbol) -> sp.Matrix:
+    """[[A, B], [C, D]]^T = [[A^T, C^T], [B^T, D^T]]."""
+    return sp.Matrix([[At, Ct], [Bt, Dt]])
+
+
+def check(algebra: CircleAlgebra, H: DomainMatrix, H2: DomainMatrix, doubled: list[DomainMatrix]) -> list[Check]:
+    """Each doubled projector is a symmetric idempotent of rank n, and H (+) H2 has det +1."""
     n = H.shape[0]
-    doubled_P = [circle.block_diagonal(algebra, P, P2) for P, P2 in zip(Ps, P2s)]
-    doubled_Q = [circle.block_diagonal(algebra, Q, Q2) for Q, Q2 in zip(Qs, Q2s)]
-    H_doubled = circle.block_diagonal(algebra, H, H2)
-    C = circle.bcop_kernel(algebra, H, Ps, Qs)
-    C_doubled = circle.bcop_kernel(algebra, H_doubled, doubled_P, doubled_Q).to_list()
-    zero = algebra.domain.ring.zero
-    projectors = doubled_P + doubled_Q
-    return all_hold(
-        "doubling",
-        [
-            Check(
-                "P', Q' are symmetric idempotents",
-                all(X.transpose() == X and circle.reduce(algebra, X * X - X).is_zero_matrix for X in projectors),
-            ),
-            Check("rank P' = tr P' = n", all(circle.trace(algebra, X) == n for X in projectors)),
-            Check("det H' = 1", circle.determinant(algebra, H_doubled) == 1),
-            Check("top-left block of C' is C", [row[:n] for row in C_doubled[:n]] == C.to_list()),
-            Check("off-diagonal blocks of C' vanish",
-                  all(entry == zero for row in C_doubled[:n] for entry in row[n:])
-                  and all(entry == zero for row in C_doubled[n:] for entry in row[:n])),
-        ],
-    )
+    return [
+        Check(
+            "P' is a symmetric idempotent",
+            all(X.transpose() == X and circle.reduce(algebra, X * X - X).is_zero_matrix for X in doubled),
+        ),
+        Check("rank P' = tr P' = n", all(circle.trace(algebra, X) == n for X in doubled)),
+        Check("det H' = 1", circle.determinant(algebra, circle.block_diagonal(algebra, H, H2)) == 1),
+    ]
 
 
-def projector(algebra: CircleAlgebra, n: int, rank: int, angle: int) -> DomainMatrix:
-    """Every symmetric projector of R^n of the given rank, for n = 1 (the scalar rank) and n = 2."""
-    if n == 1:
-        return circle.matrix(algebra, [[rank]])
-    return circle.projector(algebra, rank, angle)
-
-
-def explicit_checks(n: int, k: int) -> Check:
-    """All rank choices; H = (sigma) for n = 1 or the signed rotation for n = 2 (det H = sigma); H'' = H."""
-    algebra = circle.circle_algebra(2 * k - 1)
+def explicit_checks(n: int) -> Check:
+    """Every projector P of R^n (n = 1: 0, 1; n = 2: every rank, unit-circle angle) doubled to P (+) (I - P);
+    H = (sigma) for n = 1 or the signed rotation for n = 2 (det H = sigma), H'' = H."""
+    algebra = circle.circle_algebra(2)
     identity = circle.identity(algebra, n)
     H = circle.matrix(algebra, [[algebra.sigma]]) if n == 1 else circle.rotation(algebra, 0)
-    results = []
-    for ranks in itertools.product(range(n + 1), repeat=2 * (k - 1)):
-        Ps = [projector(algebra, n, r, 2 * i + 1) for i, r in enumerate(ranks[0::2])]
-        Qs = [projector(algebra, n, r, 2 * i + 2) for i, r in enumerate(ranks[1::2])]
-        results.append(check(algebra, H, H, Ps, Qs, [identity - P for P in Ps], [identity - Q for Q in Qs]))
-    return all_hold(f"explicit n = {n}, k = {k}: all {len(results)} rank choices", results)
+    projectors = [circle.matrix(algebra, [[r]]) if n == 1 else circle.projector(algebra, r, 1) for r in range(n + 1)]
+    doubled = [circle.block_diagonal(algebra, P, identity - P) for P in projectors]
+    return all_hold(f"explicit n = {n}: every projector and det H = sigma", check(algebra, H, H, doubled))
 
 
-def converse_check(n: int, k: int) -> Check:
-    """The two trace identities for generic taps of a 2n-channel kernel."""
+def converse_check(n: int, k: int, swap_off_diagonal: bool = False) -> Check:
+    """The two trace identities for generic taps of a 2n-channel kernel (swapping B and C breaks them)."""
     taps = symbolic_taps(2 * n, 2 * n, k)
     A = [W[:n, :n] for W in taps]
     B = [W[:n, n:] for W in taps]
     C = [W[n:, :n] for W in taps]
+    if swap_off_diagonal:
+        B, C = C, B
     zero, identity_2n, identity_n = sp.zeros(2 * n), sp.eye(2 * n), sp.eye(n)
     right = sum((W.T * W for W in taps), zero) - identity_2n
     left = sum((W * W.T for W in taps), zero) - identity_2n
@@ -149,17 +175,22 @@ def converse_check(n: int, k: int) -> Check:
 
 
 def claims(full: bool) -> list[Check]:
+    H, H2 = matrices("H H''")
+    sigma = sp.Symbol("sigma")
     return [
-        *(symbolic_construction_check(k) for k in ((2, 3, 4) if full else (2, 3))),
-        *(explicit_checks(n, k) for n in (1, 2) for k in (2, 3)),
-        *(converse_check(n, k) for n in (1, 2) for k in (2, 3)),
+        step_check(complement_double),
+        projector_check(complement_double),
+        determinant_check(sp.diag(H, H2), {H: sigma, H2: sigma}),
+        converse_block_check(block_transpose),
+        *(explicit_checks(n) for n in (1, 2)),
+        *(converse_check(n, k) for n in (1, 2) for k in ((2, 3) if full else (2,))),
     ]
 
 
 def scope(full: bool) -> str:
     return (
-        f"construction all n (k = {'2..4' if full else '2, 3'}) and explicit n = 1, 2, k = 2, 3 (all ranks); "
-        "converse n = 1, 2, k = 2, 3"
+        "all n, all k (induction on k with block symbols; converse per tap); explicit projectors and H' for "
+        f"n = 1, 2; generic-tap converse n = 1, 2, k = {'2, 3' if full else '2'}"
     )
 
 

@@ -1,4 +1,4 @@
-"""Theorem 6 (2-D BCOP is incomplete).
+"""Theorem 6 (2-D BCOP of kernel size 2 is incomplete).
 
 Let P = diag(1, 0) and Q = [[1, 1], [1, 1]] / 2, so PQ != QP, and
 
@@ -8,6 +8,9 @@ Let P = diag(1, 0) and Q = [[1, 1], [1, 1]] / 2, so PQ != QP, and
 R is a paraunitary 2 x 2-tap kernel (a composition of paraunitary factors, Theorem 1), hence an
 orthogonal convolution for every image size, yet no 2-D BCOP of size 2,
 H (P' + (I - P') z1)(Q' + (I - Q') z2), equals R, for any 2 x 2 matrices H, P', Q' whatsoever.
+R is a BCOP of size 3: H = I, P_1 = I, Q_1 = Q, P_2 = P, Q_2 = I give
+I (I)(Q + (I - Q) z2)(P + (I - P) z1)(I) = R. So this theorem is about size 2 only; Theorem 7 gives
+a kernel that no BCOP of any size equals.
 
 Proof (structural, checked symbolically). The four taps of the BCOP sum to
 H (P' + I - P')(Q' + I - Q') = H, and R's taps sum to I, so H = I. Then the taps [0,0] + [1,0] give
@@ -24,14 +27,15 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .kernels import Z1, Z2, paraunitary_defect, taps_of
-from .noncommutative import equal_modulo, matrices
+from .kernels import Z1, Z2, bcop_transfer, paraunitary_defect, taps_of
+from .noncommutative import equal_modulo, matrices, normal_form
 from .result import Check, ProofResult, all_hold, run_theorem
 
 NAME = "incompleteness_2d"
 STATEMENT = (
-    "R = (Q + (I-Q) z2)(P + (I-P) z1) with P = diag(1,0), Q = [[1,1],[1,1]]/2 is orthogonal "
-    "but is not H (P' + (I-P') z1)(Q' + (I-Q') z2) for any H, P', Q'"
+    "2-D BCOP of kernel size 2 is incomplete: R = (Q + (I-Q) z2)(P + (I-P) z1) with P = diag(1,0), "
+    "Q = [[1,1],[1,1]]/2 is orthogonal but is not H (P' + (I-P') z1)(Q' + (I-Q') z2) for any H, P', Q'; "
+    "R is a BCOP of size 3 (H = I, P1 = I, Q1 = Q, P2 = P, Q2 = I)"
 )
 
 P_EXAMPLE = sp.diag(1, 0)
@@ -64,10 +68,15 @@ def check(P: sp.Matrix, Q: sp.Matrix) -> Check:
     return Check("the equations BCOP taps = R taps have Groebner basis [1] (no solution over C)", basis.exprs == [1])
 
 
-def structural_check() -> Check:
-    """The BCOP taps sum to H; the partial sums give P' and Q' (non-commutative symbols, any n)."""
+def structural_check(factor) -> Check:
+    """The taps of H factor(P, z1) factor(Q, z2) (factor(X, z) = X + (I-X) z) sum to H, and the partial
+    sums give H Q' and H P' (non-commutative symbols, any n)."""
     H, P, Q = matrices("H P Q")
-    taps = {(0, 0): H * P * Q, (1, 0): H * (1 - P) * Q, (0, 1): H * P * (1 - Q), (1, 1): H * (1 - P) * (1 - Q)}
+    kernel = normal_form([H, factor(P, Z1), factor(Q, Z2)], {})
+    taps = {(p, q): sp.S.Zero for p in (0, 1) for q in (0, 1)}
+    for word, coefficient in kernel.items():
+        for (p, q), c in sp.Poly(coefficient, Z1, Z2).terms():
+            taps[p, q] += c * sp.Mul(*word)
     return Check(
         "BCOP taps: sum = H, W00 + W10 = H Q', W00 + W01 = H P' (all n)",
         equal_modulo([sum(taps.values())], [H], {})
@@ -76,38 +85,47 @@ def structural_check() -> Check:
     )
 
 
-def example_checks() -> list[Check]:
-    R = reversed_block(P_EXAMPLE, Q_EXAMPLE)
+def example_checks(P: sp.Matrix, Q: sp.Matrix) -> list[Check]:
+    """The example's three facts for R(P, Q); the proof passes P = diag(1, 0), Q = [[1, 1], [1, 1]]/2."""
+    R = reversed_block(P, Q)
     taps = taps_of(R)
-    identity = sp.eye(2)
+    zero = sp.zeros(2, 2)
     return [
         Check(
             "P, Q are symmetric projectors and PQ != QP",
-            all(M.T == M and M * M == M for M in (P_EXAMPLE, Q_EXAMPLE))
-            and P_EXAMPLE * Q_EXAMPLE != Q_EXAMPLE * P_EXAMPLE,
+            all(M.T == M and M * M == M for M in (P, Q)) and P * Q != Q * P,
         ),
-        Check("R is paraunitary: R(z)^T R(1/z) = I", paraunitary_defect(R) == sp.zeros(2, 2)),
+        Check("R is paraunitary: R(z)^T R(1/z) = I", paraunitary_defect(R) == zero),
         Check(
             "R's taps sum to I, so H = I; then P' = P, Q' = Q and P'Q' = PQ != QP = R's tap [0,0]",
-            sum(taps.values(), sp.zeros(2, 2)) == identity
-            and taps[0, 0] + taps[1, 0] == Q_EXAMPLE
-            and taps[0, 0] + taps[0, 1] == P_EXAMPLE
-            and taps[0, 0] == Q_EXAMPLE * P_EXAMPLE
-            and taps[0, 0] != P_EXAMPLE * Q_EXAMPLE,
+            sum(taps.values(), zero) == sp.eye(2)
+            and taps.get((0, 0), zero) + taps.get((1, 0), zero) == Q
+            and taps.get((0, 0), zero) + taps.get((0, 1), zero) == P
+            and taps.get((0, 0), zero) == Q * P
+            and taps.get((0, 0), zero) != P * Q,
         ),
     ]
+
+
+def size_three_check(H: sp.Matrix, Ps: list[sp.Matrix], Qs: list[sp.Matrix]) -> Check:
+    """The BCOP H B(P_1, Q_1) B(P_2, Q_2) equals the example R."""
+    return Check(
+        "R = BCOP of size 3 with H = I, P1 = I, Q1 = Q, P2 = P, Q2 = I",
+        bcop_transfer(H, Ps, Qs) == reversed_block(P_EXAMPLE, Q_EXAMPLE),
+    )
 
 
 def claims(full: bool) -> list[Check]:
     return [
-        all_hold("the example", example_checks()),
-        structural_check(),
+        all_hold("the example", example_checks(P_EXAMPLE, Q_EXAMPLE)),
+        structural_check(lambda X, z: X + (1 - X) * z),
         check(P_EXAMPLE, Q_EXAMPLE),
+        size_three_check(sp.eye(2), [sp.eye(2), P_EXAMPLE], [Q_EXAMPLE, sp.eye(2)]),
     ]
 
 
 def scope(full: bool) -> str:
-    return "the explicit 2-channel, 2x2-tap kernel; structural step for all n"
+    return "kernel size 2 only (R is a size-3 BCOP): the explicit 2-channel kernel; structural step for all n"
 
 
 def prove(full: bool = False) -> ProofResult:

@@ -45,14 +45,18 @@ def inverse_rules(
 
 
 def split_term(term: sp.Expr) -> tuple[sp.Expr, Word]:
-    """Split a monomial into its commutative coefficient and its word of matrix letters."""
+    """Split a monomial into its commutative coefficient and its word of matrix letters.
+
+    Only positive integer powers of a letter are words; P**-1 or P**(1/2) name matrices that the
+    relations know nothing about, so they raise ValueError instead of being read as some word.
+    """
     commutative, letters = term.args_cnc()
     word: list[sp.Symbol] = []
     for factor in letters:
-        if factor.is_Pow:
-            word.extend([factor.base] * int(factor.exp))
-        else:
-            word.append(factor)
+        base, exponent = factor.as_base_exp()
+        if not (base.is_Symbol and exponent.is_Integer and exponent > 0):
+            raise ValueError(f"split_term: {factor} is not a positive integer power of a matrix letter")
+        word.extend([base] * int(exponent))
     return sp.Mul(*commutative), tuple(word)
 
 
@@ -108,6 +112,25 @@ def equal_modulo(lhs: Sequence[sp.Expr], rhs: Sequence[sp.Expr], rules: Rules) -
     """Whether the products of the factor lists lhs and rhs are equal modulo the rules."""
     left, right = normal_form(lhs, rules), normal_form(rhs, rules)
     return all(sp.expand(left.get(word, 0) - right.get(word, 0)) == 0 for word in set(left) | set(right))
+
+
+def trace(expr: sp.Expr, size: sp.Expr, rules: Rules) -> sp.Expr:
+    """tr of a polynomial in matrix letters of size `size`: tr(1) = size, tr of a word is a symbol.
+
+    The trace is linear and tr(X_1 X_2 ... X_m) = tr(X_2 ... X_m X_1), so a word's symbol is named
+    after its least rotation: tr(PQ) and tr(QP) are the same symbol. Equal results therefore prove
+    equal traces for every size; different results prove nothing (the rules act on the word before
+    rotation, so some equal traces may print differently).
+    """
+    total = sp.S.Zero
+    for word, coefficient in terms(expr, rules).items():
+        if not word:
+            total += coefficient * size
+            continue
+        names = [str(letter) for letter in word]
+        least = min(names[i:] + names[:i] for i in range(len(names)))
+        total += coefficient * sp.Symbol("tr(" + " ".join(least) + ")")
+    return sp.expand(total)
 
 
 def transpose(expr: sp.Expr, transposes: Mapping[sp.Symbol, sp.Symbol]) -> sp.Expr:
