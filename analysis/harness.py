@@ -9,7 +9,6 @@ Results come back in task order whatever the completion order.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -19,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from orthoconv import io
 from orthoconv.cli.args import Parser
-
-from .progress import progress
+from orthoconv.io import progress, run_metadata
 
 
 def experiment_parser(name: str, description: str, prog: str | None = None) -> argparse.ArgumentParser:
@@ -66,10 +65,11 @@ def run_sweep(task: Callable[..., dict], jobs: Sequence[dict], pool: Executor | 
     return results
 
 
-def write_json(path: Path, data: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return path
+def write_json(path: Path, data: dict, args: argparse.Namespace) -> Path:
+    """``data`` with ``"run"``: every argument in ``args``, the orthoconv and torch versions, the device
+    (``args.device``, else the CPU) and the load average (:func:`orthoconv.io.run_metadata`); written
+    atomically, its folder created."""
+    return io.write_json(path, {"run": run_metadata(args, getattr(args, "device", None)), **data})
 
 
 def save_figure(path: Path, draw: Callable) -> str | None:
