@@ -21,8 +21,9 @@ def run(module, tmp_path, *extra):
     return data
 
 
-def test_census_counts_classes_and_half_ranks_see_one_degree(tmp_path):
+def test_census_counts_classes_and_half_ranks_see_one_degree(tmp_path, capsys):
     data = run(census, tmp_path, "--samples", "20")
+    assert "\r" not in capsys.readouterr().err  # no progress bar drawn into a stderr that is not a terminal
     assert data["run"]["arguments"]["samples"] == 20
     rows = {(r["n"], r["k"]): r for r in data["summary"]}
     assert len(rows) == 12
