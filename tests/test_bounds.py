@@ -308,7 +308,33 @@ def test_certified_accuracy_counts_margins():
     assert certified_accuracy(logits, labels, 2.0, 0.2) == 0.25  # 0.5 <= sqrt(2) 0.2 2 = 0.566 < 2
     assert certified_accuracy(logits, labels, 1.0, 2.0) == 0.0
     radii = certified_radii(logits, labels, 2.0)
-    assert torch.allclose(radii, torch.tensor([2.0, 0.5, 0.0, 0.0]) / (2 * math.sqrt(2)))
+    assert torch.equal(radii, torch.tensor([2.0, 0.5, 0.0, 0.0]) / (2 * math.sqrt(2)))
+
+
+@pytest.mark.parametrize("L", [0.5, 1.0, 3.0])
+def test_radii_are_exact_and_the_margin_threshold_is_strict(L):
+    """radius = (f_y - max_{j != y} f_j)^+ / (sqrt(2) L), exactly: the runner-up is the largest OTHER logit (not
+    the second column, not the smallest one), and an example certified at eps needs margin > sqrt(2) eps L."""
+    logits = torch.tensor([[0.0, 5.0, 4.0, -3.0], [7.0, 1.0, 6.5, 2.0], [1.0, 9.0, 2.0, 9.0]], dtype=F64)
+    labels = torch.tensor([1, 0, 3])
+    margins = torch.tensor([1.0, 0.5, 0.0], dtype=F64)
+    assert torch.equal(certified_radii(logits, labels, L), margins / (math.sqrt(2) * L))
+    for eps, expected in ((0.0, 2 / 3), (0.5 / (math.sqrt(2) * L) * (1 - 1e-9), 2 / 3), (1 / (math.sqrt(2) * L), 0.0)):
+        assert certified_accuracy(logits, labels, L, eps) == pytest.approx(expected, abs=0)
+    assert certified_accuracy(logits, labels, L, 0.75 / (math.sqrt(2) * L)) == 1 / 3
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+@pytest.mark.parametrize("column", [0, 1])
+def test_non_finite_logits_are_refused(value, column):
+    """An inf logit would give an infinite radius ("certified everywhere"), a nan one a nan radius: both raise."""
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]], dtype=F64)
+    logits[2, column] = value
+    labels = torch.tensor([0, 1, 0])
+    with pytest.raises(ValueError, match=r"logits must be finite: 1 entries are inf or nan \(rows \[2\]"):
+        certified_radii(logits, labels, 1.0)
+    with pytest.raises(ValueError, match="logits must be finite"):
+        certified_accuracy(logits, labels, 1.0, 0.1)
 
 
 BAD = [
