@@ -47,7 +47,7 @@ def _kernel_norm(kernel: Tensor, size: tuple[int, int], padding_mode: str) -> fl
 def _conv2d_bound(conv: nn.Conv2d, size: tuple[int, int], index: int) -> tuple[float, tuple[int, int]]:
     """``nn.Conv2d``: a stride only drops output rows (norm <= the stride-1 operator). Zero padding of
     any amount: a compression of the plane convolution, bounded by the circular norm on
-    ``(H + kh - 1, W + kw - 1)`` (no wrap-around reaches the window; REFERENCES.md), or the exact
+    ``(H + kh - 1, W + kw - 1)`` (no wrap-around reaches the window; docs/references.md), or the exact
     dense norm for a small same-size layer. Circular padding: rows of the circular operator on
     ``H x W`` when the padded image is no larger than the image plus ``k - 1``."""
     name = f"lipschitz_bound: layer {index} (nn.Conv2d)"
