@@ -115,8 +115,8 @@ def timed_row(
     """:func:`time_sides` plus what qualifies the row: ``{"spread", "repeats", "load", "flag"}``.
 
     ``spread`` is the largest side's, ``load`` the larger 1-minute load average of before and after,
-    ``flag`` is ``"noisy"`` (spread above the tolerance: not a result), ``"loaded"`` (load above the
-    number of cores) or ``""``.
+    ``flag`` names what applies of ``noisy`` (spread above the tolerance: not a result) and ``loaded``
+    (load above the number of cores), comma-separated, or is ``""``.
     """
     before = _busiest_load()
     timings = time_sides(fns, policy, device)
@@ -124,26 +124,23 @@ def timed_row(
     loads = [x for x in (before, after) if x is not None]
     load = max(loads) if loads else None
     spread = max(t.spread for t in timings)
-    if spread > policy.tolerance:
-        flag = "noisy"
-    elif load is not None and load > (os.cpu_count() or 1):
-        flag = "loaded"
-    else:
-        flag = ""
+    flags = [name for name, raised in (("noisy", spread > policy.tolerance),
+                                       ("loaded", load is not None and load > (os.cpu_count() or 1))) if raised]
+    flag = ", ".join(flags)
     return timings, {"spread": spread, "repeats": min(t.repeats for t in timings), "load": load, "flag": flag}
 
 
 def verdict(met: bool, flag: str) -> str:
     """The ``met`` cell of a table: ``yes``/``no``, or ``?`` for a noisy row, whose numbers are no result."""
-    if flag == "noisy":
+    if "noisy" in flag:
         return "?"
     return "yes" if met else "no"
 
 
 def flag_summary(rows: Sequence[dict], tolerance: float) -> str:
     """One line counting the noisy and the loaded rows of a table."""
-    noisy = sum(row["flag"] == "noisy" for row in rows)
-    loaded = sum(row["flag"] == "loaded" for row in rows)
+    noisy = sum("noisy" in row["flag"] for row in rows)
+    loaded = sum("loaded" in row["flag"] for row in rows)
     text = (f"{noisy}/{len(rows)} rows noisy (a side's spread MAD/median > {tolerance:g}: no result, verdict '?'); "
             f"{loaded} loaded (1-min load average above the {os.cpu_count()} cores)")
     return text + ("; rerun them on a quiet machine" if noisy else "")

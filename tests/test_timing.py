@@ -99,6 +99,8 @@ def test_a_loaded_machine_labels_steady_rows(clock, monkeypatch):
     monkeypatch.setattr(timing.os, "cpu_count", lambda: 2)
     _, quality = timed_row([clock.side([1.0])], RepeatPolicy(min_repeats=2, min_sample_seconds=0))
     assert quality["flag"] == "loaded" and quality["load"] == 64.0
+    _, quality = timed_row([clock.side([1.0, 2.0, 3.0] * 5)], RepeatPolicy(2, 5, 1e9, 0.05, 0))
+    assert quality["flag"] == "noisy, loaded" and verdict(True, quality["flag"]) == "?"
 
 
 def test_bad_policies_are_refused():
@@ -115,7 +117,7 @@ def check_record(data, path):
     assert record["arguments"]["max_repeats"] == 2 and len(record["load_average"]) == 3
     assert data["policy"]["max_repeats"] == 2
     for row in data["rows"]:
-        assert row["flag"] in ("", "noisy", "loaded") and row["spread"] >= 0 and row["repeats"] >= 1
+        assert row["flag"] in ("", "noisy", "loaded", "noisy, loaded") and row["spread"] >= 0 and row["repeats"] >= 1
 
 
 def test_bench_bounds_writes_flagged_rows_and_the_run(tmp_path, monkeypatch, capsys):
