@@ -112,6 +112,35 @@ def test_dropping_frequencies_does_not_change_the_bound(shape, seed, n_iter):
     assert bool((gram_log_bounds(K, n_iter).exp() >= per_matrix * (1 - 1e-12)).all())
 
 
+@examples
+@given(shape=conv_shapes(), seed=st.integers(0, 2**16), n_iter=st.integers(0, 7), row=st.booleans())
+def test_gram_is_exact_on_rank_one_transfer_matrices(shape, seed, n_iter, row):
+    """With one input (or one output) channel every K(w) is a vector: all its Schatten norms are its Euclidean
+    norm, so every step of the iteration, the lower bound and the maximum over frequencies are exact."""
+    c_out, c_in, kh, kw, H, W = shape
+    kernel = kernel_of((1, c_in, kh, kw) if row else (c_out, 1, kh, kw), seed)
+    exact = dense_norm(kernel, (H, W), "circular")
+    assert gram_iteration_norm(kernel, (H, W), n_iter) == pytest.approx(exact, rel=1e-12)
+    lower, upper, _ = gram_spectral_norm_enclosure(frequency_response(kernel, (H, W)), max(n_iter, 1), rtol=1e-9)
+    assert lower == pytest.approx(exact, rel=1e-12) and upper == pytest.approx(exact, rel=1e-12)
+    vectors = frequency_response(kernel, (H, W))
+    per_frequency = torch.linalg.vector_norm(vectors, dim=(-2, -1))
+    assert torch.allclose(gram_log_bounds(vectors, n_iter).exp(), per_frequency, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("n_iter", [0, 1, 2, 3, 5])
+def test_gram_bound_is_the_schatten_norm(n_iter):
+    """M with singular values 4 and 3: after t steps the bound is exactly the Schatten norm of order 2^(t+1),
+    ``(4^p + 3^p)^(1/p)`` (t = 0: the Frobenius norm 5), the same for every copy in a batch and for the maximum."""
+    M = torch.zeros(2, 3, 2, dtype=F64)
+    M[:, 0, 0], M[:, 1, 1] = 3.0, 4.0
+    p = 2 ** (n_iter + 1)
+    schatten = (4.0**p + 3.0**p) ** (1 / p)
+    assert torch.allclose(gram_log_bounds(M, n_iter).exp(), torch.full((2,), schatten, dtype=F64), rtol=1e-14, atol=0)
+    assert gram_spectral_norm_bound(M, n_iter, exact_probe=False) == pytest.approx(schatten, rel=1e-14)
+    assert gram_spectral_norm_bound(M, n_iter) == pytest.approx(schatten, rel=1e-14)
+
+
 def test_gram_never_overflows_and_is_homogeneous():
     kernel = kernel_of((8, 8, 3, 3), 0)
     base = gram_iteration_norm(kernel, (6, 6), 12)
@@ -204,6 +233,45 @@ def test_zero_padding_bound_refuses_to_exceed_its_memory_budget():
     with pytest.raises(ValueError, match="max_elements"):
         zero_padding_norm_bound(kernel, None, 6, max_elements=10_000)
     assert zero_padding_norm_bound(kernel, (4, 4), 6, max_elements=10_000) > 0  # the crop keeps it small
+
+
+@examples
+@given(shape=conv_shapes(), seed=st.integers(0, 2**16), n_iter=st.integers(1, 6))
+def test_zero_padding_bound_is_exact_for_one_input_channel_on_one_pixel(shape, seed, n_iter):
+    """c_in = 1 on a 1 x 1 image: the cropped T^T T is the scalar sum_d ||W_d||^2, so every step gives exactly the
+    norm of the full convolution (every output the one pixel reaches), ``sqrt(sum W^2)``."""
+    c_out, _, kh, kw, _, _ = shape
+    kernel = kernel_of((c_out, 1, kh, kw), seed)
+    full = torch_conv_norm(kernel, 1, 1, padding=(kh - 1, kw - 1))
+    assert full == pytest.approx(float(kernel.square().sum().sqrt()), rel=1e-12)
+    assert zero_padding_norm_bound(kernel, (1, 1), n_iter) == pytest.approx(full, rel=1e-12)
+
+
+@examples
+@given(shape=conv_shapes(), seed=st.integers(0, 2**16), padding=st.sampled_from(["circular", "zeros"]))
+def test_one_by_one_kernels_are_bounded_exactly(shape, seed, padding):
+    """A 1 x 1 kernel acts as one matrix on every pixel: every bound is that matrix's norm."""
+    c_out, c_in, _, _, H, W = shape
+    kernel = kernel_of((c_out, c_in, 1, 1), seed)
+    exact = dense_norm(kernel, (H, W), padding)
+    for bound in (reshaped_kernel_bound(kernel), tap_norm_bound(kernel), zero_padding_norm_bound(kernel, None, 3),
+                  zero_padding_norm_bound(kernel, (H, W), 3)):
+        assert bound == pytest.approx(exact, rel=1e-12)
+
+
+@examples
+@given(shape=conv_shapes(), seed=st.integers(0, 2**16))
+def test_reshaped_and_tap_bounds_are_exact_for_equal_taps(shape, seed):
+    """Every tap equal to A: the circular operator at frequency 0 is kh kw A, which attains both bounds,
+    ``sqrt(kh kw) ||[A ... A]|| = kh kw ||A|| = sum_taps ||A||``, on every image size (kernels folded or not)."""
+    c_out, c_in, kh, kw, H, W = shape
+    A = kernel_of((c_out, c_in, 1, 1), seed)
+    kernel = A.expand(c_out, c_in, kh, kw).contiguous()
+    exact = dense_norm(kernel, (H, W), "circular")
+    expected = kh * kw * float(torch.linalg.matrix_norm(A[:, :, 0, 0], ord=2))
+    assert exact == pytest.approx(expected, rel=1e-12)
+    assert reshaped_kernel_bound(kernel) == pytest.approx(expected, rel=1e-12)
+    assert tap_norm_bound(kernel) == pytest.approx(expected, rel=1e-12)
 
 
 @examples
