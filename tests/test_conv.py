@@ -78,6 +78,9 @@ def test_adjoint_is_the_transpose(shape, seed, padding):
     lhs = float((conv2d_same(x, W, padding) * y).sum())
     rhs = float((x * conv2d_same_adjoint(y, W, padding)).sum())
     assert lhs == pytest.approx(rhs, rel=1e-11, abs=1e-11)
+    if padding == "circular":  # the default of both
+        assert torch.equal(conv2d_same_adjoint(y, W), conv2d_same_adjoint(y, W, padding))
+        assert torch.equal(conv2d_same(x, W), conv2d_same(x, W, padding))
 
 
 @given(H=st.integers(1, 4), W=st.integers(1, 4), pads=st.tuples(*[st.integers(0, 13)] * 4))
@@ -88,6 +91,7 @@ def test_circular_pad_wraps_like_numpy_for_any_width(H, W, pads):
     assert np.array_equal(pad(x, pads, "circular").numpy(), expected)
     zeros = np.pad(x.numpy(), ((0, 0), (0, 0), (top, bottom), (left, right)))
     assert np.array_equal(pad(x, pads, "zeros").numpy(), zeros)
+    assert np.array_equal(pad(x[0], pads, "circular").numpy(), expected[0])  # the last two dims of any tensor
 
 
 def test_same_padding_matches_torch_for_odd_and_even_kernels():
@@ -108,9 +112,9 @@ def test_bias_is_added_per_output_channel():
         (lambda x, W: pad(x, (1, 1, 1, 1), "reflect"), ValueError, "padding_mode"),
         (lambda x, W: conv2d_same(x[0], W), ValueError, "4-D batch"),
         (lambda x, W: conv2d_same(x, W[0]), ValueError, "kernel must be 4-D"),
-        (lambda x, W: conv2d_same(x.numpy(), W), TypeError, "torch.Tensor"),
-        (lambda x, W: conv2d_same(x[:, :1], W), ValueError, "channels"),
-        (lambda x, W: conv2d_same_adjoint(x, W), ValueError, "c_out"),
+        (lambda x, W: conv2d_same(x.numpy(), W), TypeError, "x must be a torch.Tensor, got ndarray"),
+        (lambda x, W: conv2d_same(x[:, :1], W), ValueError, "x has 1 channels but the kernel expects c_in = 2"),
+        (lambda x, W: conv2d_same_adjoint(x, W), ValueError, "y has 2 channels but the kernel produces c_out = 3"),
     ],
 )
 def test_bad_input_raises(call, error, match):
