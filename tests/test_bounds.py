@@ -149,6 +149,31 @@ def test_gram_never_overflows_and_is_homogeneous():
     assert gram_iteration_norm(torch.zeros(3, 2, 3, 3, dtype=F64), (4, 4)) == 0.0
 
 
+@pytest.mark.parametrize("n_iter", [0, 1, 3])
+def test_zero_matrices_in_a_batch(n_iter):
+    """A zero matrix has sigma_1 = 0: log bound -inf, and it never holds the maximum of a batch."""
+    M = torch.zeros(3, 2, 2, dtype=F64)
+    M[1] = torch.tensor([[3.0, 0.0], [0.0, 1.0]], dtype=F64)
+    logs = gram_log_bounds(M, n_iter)
+    assert logs[0] == -math.inf and logs[2] == -math.inf and math.isfinite(logs[1])
+    lower, upper, _ = gram_spectral_norm_enclosure(M, n_iter)
+    assert upper == pytest.approx(math.exp(float(logs[1])), rel=1e-14) and upper >= 3.0
+    assert gram_spectral_norm_enclosure(torch.zeros(2, 3, 3, dtype=F64), n_iter) == (0.0, 0.0, 0)
+    assert gram_spectral_norm_enclosure(torch.zeros(0, 3, 3, dtype=F64), n_iter) == (0.0, 0.0, 0)
+
+
+def test_the_exact_probe_after_the_first_product_stops_the_enclosure_early():
+    """Frobenius norms favour 0.8 I (1.39 > 1.35), so the first probe misses diag(1, 0.9, 0); after one product the
+    trace bound ranks it first and its exact sigma_1 = 1 is the lower bound: with rtol = 0.15 the enclosure stops
+    at step 1 (the trace bound alone, 0.957, is not within 15% of the upper bound 1.134)."""
+    M = torch.stack([0.8 * torch.eye(3, dtype=F64), torch.diag(torch.tensor([1.0, 0.9, 0.0], dtype=F64))])
+    lower, upper, steps = gram_spectral_norm_enclosure(M, 12, rtol=0.15)
+    assert (lower, steps) == (pytest.approx(1.0, rel=1e-14), 1)
+    assert upper == pytest.approx((1 + 0.9**4) ** 0.25, rel=1e-14)
+    without_probe = gram_spectral_norm_enclosure(M, 12, exact_probe=False, rtol=0.15)
+    assert without_probe[2] > 1 and without_probe[0] < 1
+
+
 def test_gram_max_over_frequencies_is_not_the_stack_frobenius():
     """A kernel with two equally strong frequencies: one Gram iteration on the whole stack would give
     2^(2^-(t+1)) times too much; the per-frequency maximum is exact for rank-1 transfer matrices."""
@@ -233,6 +258,12 @@ def test_zero_padding_bound_refuses_to_exceed_its_memory_budget():
     with pytest.raises(ValueError, match="max_elements"):
         zero_padding_norm_bound(kernel, None, 6, max_elements=10_000)
     assert zero_padding_norm_bound(kernel, (4, 4), 6, max_elements=10_000) > 0  # the crop keeps it small
+    # step 1: a 5 x 5 grid, half spectrum 5 x 3, of 8 x 8 complex matrices: 960 numbers, allowed up to the budget
+    assert zero_padding_norm_bound(kernel, None, 1, max_elements=960) > 0
+    with pytest.raises(ValueError, match=r"step 1 needs a 5x5 grid of 8x8 matrices \(960 complex numbers > "
+                       r"max_elements = 959\); pass input_size to crop the kernel to the image, lower n_iter, or "
+                       r"raise max_elements"):
+        zero_padding_norm_bound(kernel, None, 1, max_elements=959)
 
 
 @examples
@@ -405,13 +436,38 @@ def test_non_finite_logits_are_refused(value, column):
         certified_accuracy(logits, labels, 1.0, 0.1)
 
 
+def test_non_finite_rows_are_named_and_at_most_five_listed():
+    logits = torch.zeros(8, 3, dtype=F64)
+    labels = torch.zeros(8, dtype=torch.int64)
+    logits[[1, 2, 3, 5, 7], 0] = math.nan
+    with pytest.raises(ValueError, match=r"5 entries are inf or nan \(rows \[1, 2, 3, 5, 7\]\); no radius"):
+        certified_radii(logits, labels, 1.0)
+    logits[6, 2] = math.inf
+    with pytest.raises(ValueError, match=r"6 entries are inf or nan \(rows \[1, 2, 3, 5, 6\], \.\.\.\); no radius"):
+        certified_radii(logits, labels, 1.0)
+
+
+def test_certified_accuracy_of_one_example_and_of_none():
+    assert certified_accuracy(torch.tensor([[1.0, 0.0]]), torch.tensor([0]), 1.0, 0.0) == 1.0
+    with pytest.raises(ValueError, match="at least one example"):
+        certified_accuracy(torch.zeros(0, 2), torch.zeros(0, dtype=torch.int64), 1.0, 0.0)
+    assert certified_radii(torch.zeros(0, 2), torch.zeros(0, dtype=torch.int64), 1.0).shape == (0,)
+
+
 BAD = [
-    (lambda: certified_radii(torch.randn(3), torch.tensor([0, 1, 0]), 1.0), ValueError, "logits"),
-    (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0, 1]), 1.0), ValueError, "labels"),
+    (lambda: certified_radii(torch.randn(3), torch.tensor([0, 1, 0]), 1.0), ValueError,
+     r"logits must be a \(N, classes\) tensor with at least 2 classes, got torch.Size\(\[3\]\)"),
+    (lambda: certified_radii([[1.0, 0.0]], torch.tensor([0]), 1.0), ValueError, r"got \[\[1.0, 0.0\]\]"),
+    (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0, 1]), 1.0), ValueError,
+     r"labels must be a 1-D tensor of length N = 3, got torch.Size\(\[2\]\)"),
+    (lambda: certified_radii(torch.randn(3, 2), [0, 1, 0], 1.0), ValueError, r"N = 3, got \[0, 1, 0\]"),
     (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0, 1, 2]), 1.0), ValueError, "labels must lie"),
     (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0.0, 1, 0]), 1.0), TypeError, "integer"),
+    (lambda: certified_radii(torch.randn(3, 2), torch.tensor([True, False, True]), 1.0), TypeError, "torch.bool"),
     (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0, 1, 0]), 0.0), ValueError, "lipschitz"),
     (lambda: certified_accuracy(torch.randn(3, 2), torch.tensor([0, 1, 0]), 1.0, -0.1), ValueError, "eps"),
+    (lambda: certified_accuracy(torch.randn(3, 2), torch.tensor([0, 1, 0]), 1.0, "x"), TypeError,
+     "eps must be a number, got str"),
     (lambda: gram_iteration_norm(torch.randn(2, 2, 3, 3), (4, 4), -1), ValueError, "n_iter"),
     (lambda: gram_iteration_norm(torch.randn(2, 2, 3, 3), (4, 4), 6, rtol=0.0), ValueError, "rtol"),
     (lambda: gram_norm_enclosure(torch.randn(2, 2, 3, 3), (4, 4), rtol="1e-3"), ValueError, "rtol"),
