@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from orthoconv import io
-from orthoconv.cli.args import Parser
+from orthoconv.cli.args import Parser, positive_int
 from orthoconv.io import progress, run_metadata
 
 
@@ -30,7 +30,8 @@ def experiment_parser(name: str, description: str, prog: str | None = None) -> a
     parser.add_argument("--quick", action="store_true", help="a reduced run that finishes in seconds")
     parser.add_argument("--out", type=Path, default=Path("results") / name, help=f"output folder (default results/{name})")
     parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores; 1 runs in-process)"
+        "--workers", type=positive_int, default=os.cpu_count() or 1,
+        help="worker processes (default: all cores; 1 runs in-process)",
     )
     return parser
 
