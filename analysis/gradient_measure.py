@@ -17,6 +17,7 @@ from .jacobian import jacobian_spectrum, sublayer_gradient_ratios, unit_cotangen
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 TARGET_DEPTH = 2
 
+
 def squared_factor(ratio_in: torch.Tensor, ratio_out: torch.Tensor) -> float | None:
     """``exp(mean log (r_in / r_out)^2)`` over the sublayers and cotangents where the gradient is alive (both norms
     positive); ``None`` when it is nowhere. A sublayer that zeroes the whole gradient (e.g. a ReLU layer whose

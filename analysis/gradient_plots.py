@@ -13,6 +13,7 @@ from .gradient_tables import STAGES, lookup
 
 ZERO_FLOOR = 1e-7
 
+
 def spectrum_values(jacobian: dict) -> list[float]:
     return jacobian.get("singular_values", jacobian.get("ritz_singular_values"))
 

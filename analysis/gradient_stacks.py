@@ -30,6 +30,7 @@ LAYERS = {
 }
 ACTIVATIONS = {"MaxMin": MaxMin, "ReLU": nn.ReLU}
 
+
 class LayerUnavailable(RuntimeError):
     """A registered convolution whose module or class cannot be loaded or built."""
 

@@ -7,6 +7,7 @@ from orthoconv.io.table import format_table
 
 STAGES = ("before", "after")
 
+
 def lookup(results: list[dict], layer: str, activation: str, depth: int, image_size: int) -> dict:
     return next(r for r in results if (r["layer"], r["activation"], r["depth"], r["image_size"]) ==
                 (layer, activation, depth, image_size))
