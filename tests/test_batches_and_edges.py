@@ -74,6 +74,25 @@ def test_block_kernel_refuses_projectors_of_different_sizes():
         bcop_kernel(torch.eye(2, dtype=F64), torch.eye(2, dtype=F64)[None], torch.eye(3, dtype=F64)[None])
 
 
+def test_bcop_kernel_refuses_projectors_that_do_not_fit_h():
+    H, eye3 = torch.eye(2, dtype=F64), torch.eye(3, dtype=F64)[None]
+    with pytest.raises(ValueError, match=r"Ps must end in a square \(2, 2\) matrix, got shape \(1, 3, 3\)"):
+        bcop_kernel(H, eye3, eye3)
+    with pytest.raises(ValueError, match=r"Ps must end in a square \(2, 2\) matrix, got shape \(1, 3, 2\)"):
+        bcop_kernel(H, torch.ones(1, 3, 2, dtype=F64), torch.eye(2, dtype=F64)[None])
+
+
+def test_projector_of_rank_zero_still_checks_its_argument():
+    with pytest.raises(ValueError, match=r"A must have at least 2 dimensions \(\.\.\., n, r\), got shape \(0,\)"):
+        projector(torch.zeros(0, dtype=F64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_block_kernel_keeps_the_dtype(dtype):
+    P, Q = projector(batch(3, 1)).to(dtype), projector(batch(3, 2, seed=1)).to(dtype)
+    assert block_kernel(P, Q).dtype == dtype
+
+
 def test_compose_kernels_names_both_channel_counts():
     with pytest.raises(ValueError, match="W1 takes 3 input channels but W2 produces 2: cannot compose"):
         compose_kernels(batch(4, 3, 2, 2), batch(2, 5, 2, 2))
@@ -86,4 +105,6 @@ def test_transfer_function_keeps_the_precision_and_matches_numpy(dtype, cdtype):
     value = transfer_function(kernel, z1, z2)
     expected = np.einsum("p,q,oipq->oi", z1 ** np.arange(3), z2 ** np.arange(2), kernel.double().numpy())
     assert value.dtype == cdtype and value.shape == (2, 3)
+    with pytest.raises(ValueError, match=r"^kernel must be a 4-D kernel \(c_out, c_in, kh, kw\), got shape \(2, 3\)$"):
+        transfer_function(kernel[:, :, 0, 0], z1, z2)
     assert np.abs(value.numpy() - expected).max() < (1e-5 if dtype == torch.float32 else 1e-13)

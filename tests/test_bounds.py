@@ -305,6 +305,13 @@ def test_reshaped_and_tap_bounds_are_exact_for_equal_taps(shape, seed):
     assert tap_norm_bound(kernel) == pytest.approx(expected, rel=1e-12)
 
 
+def test_size_independent_bounds_are_computed_in_float64():
+    """A float32 kernel is bounded in float64: the same value as its float64 copy, to the last bit."""
+    kernel = kernel_of((5, 3, 3, 3), 4).float()
+    assert tap_norm_bound(kernel) == tap_norm_bound(kernel.double())
+    assert reshaped_kernel_bound(kernel) == reshaped_kernel_bound(kernel.double())
+
+
 @examples
 @given(shape=conv_shapes(max_side=6), seed=st.integers(0, 2**16), padding=st.sampled_from(["circular", "zeros"]))
 def test_reshaped_and_tap_bounds_are_certified(shape, seed, padding):
