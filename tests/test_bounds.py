@@ -139,6 +139,8 @@ def test_gram_bound_is_the_schatten_norm(n_iter):
     assert torch.allclose(gram_log_bounds(M, n_iter).exp(), torch.full((2,), schatten, dtype=F64), rtol=1e-14, atol=0)
     assert gram_spectral_norm_bound(M, n_iter, exact_probe=False) == pytest.approx(schatten, rel=1e-14)
     assert gram_spectral_norm_bound(M, n_iter) == pytest.approx(schatten, rel=1e-14)
+    if n_iter == 5:
+        assert torch.equal(gram_log_bounds(M), gram_log_bounds(M, 6))  # the documented default: 6 steps
 
 
 def test_gram_never_overflows_and_is_homogeneous():
@@ -172,6 +174,8 @@ def test_the_exact_probe_after_the_first_product_stops_the_enclosure_early():
     assert upper == pytest.approx((1 + 0.9**4) ** 0.25, rel=1e-14)
     without_probe = gram_spectral_norm_enclosure(M, 12, exact_probe=False, rtol=0.15)
     assert without_probe[2] > 1 and without_probe[0] < 1
+    assert gram_spectral_norm_bound(M, 12, rtol=0.15) == upper  # the bound is the enclosure's upper end
+    assert gram_spectral_norm_bound(M, 12, exact_probe=False, rtol=0.15) == without_probe[1] < upper
 
 
 def test_gram_max_over_frequencies_is_not_the_stack_frobenius():
