@@ -111,6 +111,14 @@ def test_non_orthogonal_kernels_are_rejected():
         component_invariants(torch.full((2, 2, 2, 2), float("nan")))
 
 
+def test_a_loose_tolerance_does_not_let_a_non_paraunitary_kernel_through():
+    """K(z1, z2) = 1 + 1.5 z2 passes ``max ||K^H K - I|| <= tol`` at tol = 5.3, but det K is no monomial: the
+    cross-check against the coefficients of det K still refuses it."""
+    kernel = torch.tensor([[[[1.0, 1.5]]]], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"det K is not the monomial .* largest coefficient sits at \(0, 1\)"):
+        component_invariants(kernel, tol=5.3)
+
+
 def test_class_count_formula():
     assert count_invariant_classes(2, 3, dims=1) == 2 * (3 - 1) * 2 + 2 == 10
     assert count_invariant_classes(2, 3) == 50
