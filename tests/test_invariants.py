@@ -117,6 +117,8 @@ def test_a_loose_tolerance_does_not_let_a_non_paraunitary_kernel_through():
     kernel = torch.tensor([[[[1.0, 1.5]]]], dtype=torch.float64)
     with pytest.raises(ValueError, match=r"det K is not the monomial .* largest coefficient sits at \(0, 1\)"):
         component_invariants(kernel, tol=5.3)
+    with pytest.raises(ValueError, match=r"det K\(1, 1\) rounds to 2, not \+-1"):
+        component_invariants(torch.full((1, 1, 1, 1), 2.0, dtype=torch.float64), tol=3.0)  # det K = 2, a monomial
 
 
 def test_class_count_formula():
