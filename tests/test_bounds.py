@@ -139,8 +139,9 @@ def test_gram_bound_is_the_schatten_norm(n_iter):
     assert torch.allclose(gram_log_bounds(M, n_iter).exp(), torch.full((2,), schatten, dtype=F64), rtol=1e-14, atol=0)
     assert gram_spectral_norm_bound(M, n_iter, exact_probe=False) == pytest.approx(schatten, rel=1e-14)
     assert gram_spectral_norm_bound(M, n_iter) == pytest.approx(schatten, rel=1e-14)
-    if n_iter == 5:
-        assert torch.equal(gram_log_bounds(M), gram_log_bounds(M, 6))  # the documented default: 6 steps
+    close = torch.diag(torch.tensor([4.0, 3.9], dtype=F64))  # tied singular values: every step shows
+    assert torch.equal(gram_log_bounds(close), gram_log_bounds(close, 6))  # the documented default: 6 steps
+    assert not torch.equal(gram_log_bounds(close, 6), gram_log_bounds(close, 7))
 
 
 def test_gram_never_overflows_and_is_homogeneous():
