@@ -10,15 +10,15 @@
    ``fft2`` + ``svd``; the orthogonality certificate against the same numpy time.
 
 ``python -m analysis.bench [--quick] [--json FILE] [--device DEV]``; each row prints the median
-time of both sides (run interleaved), their ratio, the target and the measured max |sigma - 1| of each kernel.
+time of both sides (run interleaved, repeated until their spread is small: analysis/timing.py), their
+ratio, the target, the measured max |sigma - 1| of each kernel, the spread, the load average and a flag:
+``noisy`` rows (spread above ``--tolerance``) are no result and show ``?`` as their verdict; ``loaded``
+rows ran while the load exceeded the number of cores.
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
-from pathlib import Path
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -28,27 +28,11 @@ from orthoconv.spectral import conv_singular_values, orthogonality_certificate
 from orthoconv.io.table import format_table
 from orthoconv.verify import check_orthogonal
 
-from orthoconv.cli.args import Parser
+from orthoconv.cli.args import Parser, device, output_file
+from orthoconv.io import progress
 
 from .harness import write_json
-from .progress import progress
-
-
-def paired_times(fns, repeats: int, device: str) -> list[float]:
-    """Median wall time (seconds) of each function in ``fns``, run interleaved (one round calls each
-    once) after a warm-up round, so that load on the machine hits every side alike."""
-    times = [[] for _ in fns]
-    for round_ in range(repeats + 1):
-        for fn, record in zip(fns, times):
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            if round_:
-                record.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
+from .timing import RepeatPolicy, add_policy_arguments, flag_summary, policy_from, timed_row, verdict
 
 
 def bjorck_2019(A: torch.Tensor, steps: int = 20, power_steps: int = 10) -> torch.Tensor:
@@ -100,7 +84,7 @@ def load_orthogonium():
     return FastBlockConv2d
 
 
-def kernel_rows(c: int, k: int, repeats: int, device: str) -> list[dict]:
+def kernel_rows(c: int, k: int, policy: RepeatPolicy, device: str) -> list[dict]:
     torch.manual_seed(0)
     layer = BCOP(c, c, k, device=device)
     probe = torch.randn(c, c, k, k, device=device)
@@ -113,22 +97,23 @@ def kernel_rows(c: int, k: int, repeats: int, device: str) -> list[dict]:
     if FastBlockConv2d is not None:
         other = FastBlockConv2d(c, c, k).to(device)
         sides["orthogonium FastBlockConv2d"] = (lambda: other.weight, lambda: (other.weight * probe).sum().backward())
-    times = paired_times([step for _, step in sides.values()], repeats, device)
+    timings, quality = timed_row([step for _, step in sides.values()], policy, device)
     deviations = [check_orthogonal(build().detach(), (16, 16)).max_deviation for build, _ in sides.values()]
     targets = {"2019 algorithm": 0.5, "orthogonium FastBlockConv2d": 1.0}
     return [
-        {"benchmark": f"kernel fwd+bwd c={c} k={k}", "baseline": name, "ours_ms": 1e3 * times[0],
-         "baseline_ms": 1e3 * t, "target": targets[name], "ours_dev": deviations[0], "baseline_dev": dev}
-        for name, t, dev in zip(list(sides)[1:], times[1:], deviations[1:])
+        {"benchmark": f"kernel fwd+bwd c={c} k={k}", "baseline": name, "ours_ms": 1e3 * timings[0].median,
+         "baseline_ms": 1e3 * timing.median, "target": targets[name], "ours_dev": deviations[0],
+         "baseline_dev": dev, **quality}
+        for name, timing, dev in zip(list(sides)[1:], timings[1:], deviations[1:])
     ]
 
 
-def training_step_row(repeats: int, device: str, batch: int = 128) -> dict:
+def training_step_row(policy: RepeatPolicy, device: str, batch: int, c: int, n: int) -> dict:
     torch.manual_seed(0)
-    layer = BCOP(64, 64, 3, device=device)
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1, padding_mode="circular", device=device)
-    x = torch.randn(batch, 64, 32, 32, device=device)
-    target = torch.randn(batch, 64, 32, 32, device=device)
+    layer = BCOP(c, c, 3, device=device)
+    conv = torch.nn.Conv2d(c, c, 3, padding=1, padding_mode="circular", device=device)
+    x = torch.randn(batch, c, n, n, device=device)
+    target = torch.randn(batch, c, n, n, device=device)
 
     def step(module):
         def run():
@@ -136,54 +121,70 @@ def training_step_row(repeats: int, device: str, batch: int = 128) -> dict:
             ((module(x) - target) ** 2).mean().backward()
         return run
 
-    ours, base = paired_times([step(layer), step(conv)], repeats, device)
-    return {"benchmark": f"train step b={batch} 64->64 32x32 k=3", "baseline": "nn.Conv2d circular",
-            "ours_ms": 1e3 * ours, "baseline_ms": 1e3 * base, "target": 1.10}
+    (ours, base), quality = timed_row([step(layer), step(conv)], policy, device)
+    return {"benchmark": f"train step b={batch} {c}->{c} {n}x{n} k=3", "baseline": "nn.Conv2d circular",
+            "ours_ms": 1e3 * ours.median, "baseline_ms": 1e3 * base.median, "target": 1.10, **quality}
 
 
-def spectrum_rows(repeats: int) -> list[dict]:
-    kernel = torch.randn(64, 64, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+def spectrum_rows(policy: RepeatPolicy, c: int, k: int, n: int) -> list[dict]:
+    kernel = torch.randn(c, c, k, k, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     array = kernel.numpy()
 
     def numpy_reference():
-        response = np.fft.fft2(array, s=(32, 32), axes=(2, 3)).transpose(2, 3, 0, 1)
+        response = np.fft.fft2(array, s=(n, n), axes=(2, 3)).transpose(2, 3, 0, 1)
         return np.linalg.svd(response, compute_uv=False)
 
-    ours, certificate, base = paired_times(
-        [lambda: conv_singular_values(kernel, (32, 32)), lambda: orthogonality_certificate(kernel, (32, 32)),
-         numpy_reference], repeats, "cpu")
-    sigma, reference = conv_singular_values(kernel, (32, 32)).numpy(), numpy_reference()
+    (ours, certificate, base), quality = timed_row(
+        [lambda: conv_singular_values(kernel, (n, n)), lambda: orthogonality_certificate(kernel, (n, n)),
+         numpy_reference], policy, "cpu")
+    sigma, reference = conv_singular_values(kernel, (n, n)).numpy(), numpy_reference()
     error = float(np.abs(np.sort(sigma.ravel()) - np.sort(reference.ravel())).max() / reference.max())
     return [
-        {"benchmark": "conv_singular_values 64x64x3x3 on 32x32 f64", "baseline": "numpy fft2 + svd",
-         "ours_ms": 1e3 * ours, "baseline_ms": 1e3 * base, "target": 0.5, "ours_dev": error},
+        {"benchmark": f"conv_singular_values {c}x{c}x{k}x{k} on {n}x{n} f64", "baseline": "numpy fft2 + svd",
+         "ours_ms": 1e3 * ours.median, "baseline_ms": 1e3 * base.median, "target": 0.5, "ours_dev": error, **quality},
         {"benchmark": "orthogonality certificate, same kernel", "baseline": "numpy fft2 + svd",
-         "ours_ms": 1e3 * certificate, "baseline_ms": 1e3 * base, "target": 0.1},
+         "ours_ms": 1e3 * certificate.median, "baseline_ms": 1e3 * base.median, "target": 0.1, **quality},
     ]
 
 
-COLUMNS = ["benchmark", "baseline", "ours_ms", "baseline_ms", "ratio", "target", "met", "ours_dev", "baseline_dev"]
+KERNEL_CONFIGS = [(64, 3), (256, 3), (64, 5)]  # (channels, kernel size)
+TRAIN_SHAPE = (128, 64, 32)  # (batch, channels, image side); --quick: a quarter of the batch
+SPECTRUM_SHAPE = (64, 3, 32)  # (channels, kernel size, image side), float64
+
+COLUMNS = ["benchmark", "baseline", "ours_ms", "baseline_ms", "ratio", "target", "met", "ours_dev", "baseline_dev",
+           "spread", "repeats", "load", "flag"]
+
+
+def build_parser(prog: str | None = None) -> Parser:
+    parser = Parser(prog=prog or "python -m analysis.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and a smaller training batch")
+    parser.add_argument("--device", type=device, default="cpu",
+                        help="torch device for the BCOP timings (default cpu)")
+    parser.add_argument("--json", metavar="FILE", type=output_file,
+                        help="also write the rows and the run's metadata as JSON")
+    add_policy_arguments(parser)
+    return parser
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = Parser(prog=prog or "python -m analysis.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and a smaller training batch")
-    parser.add_argument("--device", default="cpu", help="torch device for the BCOP timings (default cpu)")
-    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
-    args = parser.parse_args(argv)
-    repeats = 3 if args.quick else 7
-    tasks = [lambda c=c, k=k: kernel_rows(c, k, repeats, args.device) for c, k in ((64, 3), (256, 3), (64, 5))]
-    tasks.append(lambda: [training_step_row(repeats, args.device, 32 if args.quick else 128)])
-    tasks.append(lambda: spectrum_rows(repeats))
+    args = build_parser(prog).parse_args(argv)
+    policy = policy_from(args)
+    batch, c, n = TRAIN_SHAPE
+    batch = max(1, batch // 4) if args.quick else batch
+    tasks = [lambda c=c, k=k: kernel_rows(c, k, policy, args.device) for c, k in KERNEL_CONFIGS]
+    tasks.append(lambda: [training_step_row(policy, args.device, batch, c, n)])
+    tasks.append(lambda: spectrum_rows(policy, *SPECTRUM_SHAPE))
     rows = [row for task in progress(tasks, label="bench") for row in task()]
     for row in rows:
         row["ratio"] = row["ours_ms"] / row["baseline_ms"]
         row["met"] = row["ratio"] <= row["target"]
-    print(format_table(rows, COLUMNS))
+    print(format_table([{**row, "met": verdict(row["met"], row["flag"])} for row in rows], COLUMNS))
     print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}; "
-          "ratio = ours / baseline (median of repeats); *_dev = max|sigma - 1| of the kernel (spectrum: relative error)")
+          "ratio = ours / baseline (median of interleaved repeats); *_dev = max|sigma - 1| of the kernel (spectrum: "
+          "relative error); spread = the larger side's MAD / median; load = 1-min load average")
+    print(flag_summary(rows, policy.tolerance))
     if args.json:
-        write_json(Path(args.json), {"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows})
+        write_json(args.json, {"policy": asdict(policy), "rows": rows}, args)
     return 0
 
 

@@ -10,7 +10,7 @@ For each kernel (``c x c x k x k``, float64) and image ``n x n``:
 - ``zero``: :func:`orthoconv.math.bounds.zero_padding_norm_bound` (``n_iter = 6``, cropped to the image)
   against the dense SVD of the zero-padded operator where it fits (``c n^2 <= 2048``); its time
   against the same full spectrum. Target: within 15%. ``embed`` is the certified circular-embedding
-  bound (exact FFT norm on ``(n + k - 1)^2``, REFERENCES.md) for comparison.
+  bound (exact FFT norm on ``(n + k - 1)^2``, docs/references.md, Zero padding as a compression) for comparison.
 
 Two columns measure what no tuning of these methods can beat:
 
@@ -26,31 +26,29 @@ Two columns measure what no tuning of these methods can beat:
 Kernels: ``gaussian`` (iid N(0, 1) taps: every frequency's transfer matrix is a Gaussian matrix, so
 the per-frequency norms are nearly tied, the hard case for Gram iteration) and ``smooth`` (one shared
 random matrix plus 0.3 x Gaussian taps: the spectrum peaks at low frequencies, as trained filters'
-often do). Timings run interleaved after a warm-up (:func:`analysis.bench.paired_times`), on
-``--threads`` intra-op threads (default 1: on a shared 2-core machine two threads made small batched
-LAPACK calls erratically 10-100x slower).
+often do). Timings run interleaved after a warm-up and repeat until their spread is small
+(:mod:`analysis.timing`; ``noisy`` rows are no result: their verdicts show ``?``; ``loaded`` rows ran while
+the load average exceeded the cores), on ``--threads`` intra-op threads (default 1: on a shared 2-core
+machine two threads made small batched LAPACK calls erratically 10-100x slower).
 
 ``python -m analysis.bench_bounds [--quick] [--json FILE] [--threads N] [--device DEV]``
 """
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+from dataclasses import asdict
 
 import torch
 
-from orthoconv.math.bounds import zero_padding_norm_bound
-from orthoconv.cli.args import positive_int
+from orthoconv.cli.args import Parser, device, output_file, positive_int
 from orthoconv.gram import gram_norm_enclosure, gram_spectral_norm_enclosure
-from orthoconv.spectral import circular_spectral_norm, conv_singular_values, dense_operator, frequency_response
+from orthoconv.io import progress
 from orthoconv.io.table import format_table
-
-from .bench import paired_times
-from orthoconv.cli.args import Parser
+from orthoconv.math.bounds import zero_padding_norm_bound
+from orthoconv.spectral import circular_spectral_norm, conv_singular_values, dense_operator, frequency_response
 
 from .harness import write_json
-from .progress import progress
+from .timing import RepeatPolicy, add_policy_arguments, flag_summary, policy_from, timed_row, verdict
 
 DENSE_BENCH_LIMIT = 2048  # c * n^2: dense SVD of at most 2048 x 2048 (a few seconds)
 ZERO_BOUND_LIMIT = 512  # c * n: the cropped kernel Gram iteration costs ~ 6 (4n)(2n) c^3 (timed where c n <= 512)
@@ -76,7 +74,7 @@ def make_kernel(family: str, c: int, k: int, seed: int, device: str = "cpu") -> 
     return taps.to(device)
 
 
-def measure(c: int, k: int, n: int, family: str, repeats: int, device: str = "cpu") -> dict:
+def measure(c: int, k: int, n: int, family: str, policy: RepeatPolicy, device: str = "cpu") -> dict:
     kernel = make_kernel(family, c, k, seed=1000 * c + 10 * k + n, device=device)
     size = (n, n)
     exact = float(conv_singular_values(kernel, size).max())
@@ -93,7 +91,8 @@ def measure(c: int, k: int, n: int, family: str, repeats: int, device: str = "cp
     do_zero = c * n <= ZERO_BOUND_LIMIT
     if do_zero:
         fns.append(lambda: zero_padding_norm_bound(kernel, size, 6))
-    times = paired_times(fns, repeats, device)
+    timings, quality = timed_row(fns, policy, device)
+    times = [timing.median for timing in timings]
     row["full_ms"] = 1e3 * times[0]
     row["gram_t/full"] = times[1] / times[0]
     row["prod_t/full"] = times[2] / times[0]
@@ -107,50 +106,59 @@ def measure(c: int, k: int, n: int, family: str, repeats: int, device: str = "cp
             row["zero_lim/dense"] = zero_padding_norm_bound(kernel, size, ZERO_LIMIT_ITER) / dense
             row["embed/dense"] = circular_spectral_norm(kernel, (n + k - 1, n + k - 1)) / dense
             row["zero_met"] = row["zero/dense"] <= 1 + ZERO_TARGET
-    return row
+    return {**row, **quality}
 
 
 COLUMNS = ["c", "k", "n", "kernel", "full_ms", "gram/exact-1", "gram_steps", "gram_t/full", "prod_t/full", "gram_met",
-           "zero/dense", "zero_lim/dense", "embed/dense", "zero_t/full", "zero_met"]
+           "zero/dense", "zero_lim/dense", "embed/dense", "zero_t/full", "zero_met", "spread", "load", "flag"]
+
+
+def display(row: dict) -> dict:
+    """The row as the table shows it: a noisy row's time verdict is ``?`` (``zero_met`` is about values only)."""
+    return {**row, "gram_met": verdict(row["gram_met"], row["flag"])}
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = Parser(prog=prog or "python -m analysis.bench_bounds", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="three small configurations")
-    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    parser.add_argument("--json", metavar="FILE", type=output_file,
+                        help="also write the rows and the run's metadata as JSON")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
-    parser.add_argument("--device", default="cpu", help="torch device of the kernels and timings (default cpu)")
+    parser.add_argument("--device", type=device, default="cpu",
+                        help="torch device of the kernels and timings (default cpu)")
+    add_policy_arguments(parser)
     args = parser.parse_args(argv)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: CUDA is not available on this machine")
+    policy = policy_from(args)
     torch.set_num_threads(args.threads)
     configs = QUICK if args.quick else FULL
     families = ("gaussian", "smooth")
     tasks = [(c, k, n, family) for c, k, n in configs for family in families]
     rows = []
     for c, k, n, family in progress(tasks, label="bench_bounds"):
-        repeats = 3 if args.quick or c < 256 else 2
-        rows.append(measure(c, k, n, family, repeats, args.device))
-    print(format_table(rows, COLUMNS))
-    gram = [r for r in rows if r["kernel"] == "gaussian"]
+        rows.append(measure(c, k, n, family, policy, args.device))
+    print(format_table([display(row) for row in rows], COLUMNS))
+    steady = [r for r in rows if "noisy" not in r["flag"]]
+    gram = [r for r in steady if r["kernel"] == "gaussian"]
+    ratios = [r["gram_t/full"] for r in gram]
+    span = f"{min(ratios):.2f}..{max(ratios):.2f}" if ratios else "none steady"
     zero = [r for r in rows if "zero_met" in r]
     print(
         f"\ntorch {torch.__version__}, device {args.device}, {torch.get_num_threads()} thread(s), float64, "
         "median of interleaved repeats.\n"
         f"targets: gram within {GRAM_TARGET:.0e} of exact in <= {GRAM_TIME_TARGET} of the full-spectrum time "
-        f"(met in {sum(r['gram_met'] for r in rows)}/{len(rows)} rows; accuracy alone in "
+        f"(met in {sum(r['gram_met'] for r in steady)}/{len(steady)} steady rows; accuracy alone in "
         f"{sum(r['gram/exact-1'] <= GRAM_TARGET for r in rows)}/{len(rows)}; gaussian time ratios "
-        f"{min(r['gram_t/full'] for r in gram):.2f}..{max(r['gram_t/full'] for r in gram):.2f}); "
+        f"{span}); "
         f"zero bound within {ZERO_TARGET:.0%} of the dense norm (met in "
         f"{sum(r['zero_met'] for r in zero)}/{len(zero)} rows where dense fits).\n"
         f"floors: one Gram product alone exceeds {GRAM_TIME_TARGET} of the full time in "
-        f"{sum(r['prod_t/full'] > GRAM_TIME_TARGET for r in gram)}/{len(gram)} gaussian rows; the cropped "
+        f"{sum(r['prod_t/full'] > GRAM_TIME_TARGET for r in gram)}/{len(gram)} steady gaussian rows; the cropped "
         f"iteration's limit exceeds {1 + ZERO_TARGET} in {sum(r['zero_lim/dense'] > 1 + ZERO_TARGET for r in zero)}/"
         f"{len(zero)} rows"
     )
+    print(flag_summary(rows, policy.tolerance))
     if args.json:
-        meta = {"torch": torch.__version__, "device": args.device, "threads": torch.get_num_threads()}
-        write_json(Path(args.json), {**meta, "rows": rows})
+        write_json(args.json, {"threads": torch.get_num_threads(), "policy": asdict(policy), "rows": rows}, args)
     return 0
 
 

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     figure = save_figure(args.out / "census.png", draw(results))
     data = {"seed": args.seed, "quick": args.quick, "samples": samples, "figure": figure, "summary": summary, "results": results}
-    path = write_json(args.out / "census.json", data)
+    path = write_json(args.out / "census.json", data, args)
     print(f"wrote {path}")
     return 0
 

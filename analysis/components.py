@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         nx.write_graphml(inclusion_graph, args.out / f"inclusion_{slug}.graphml")
     figure = save_figure(args.out / "components.png", draw_graphs(results, graphs))
     data = {"seed": args.seed, "quick": args.quick, "figure": figure, "settings": results}
-    path = write_json(args.out / "components.json", data)
+    path = write_json(args.out / "components.json", data, args)
     print(f"wrote {path}")
     return 0
 

@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     figure = save_figure(args.out / "fit.png", draw(results))
     data = {"seed": args.seed, "quick": args.quick, "figure": figure, "summary": summary, "results": results}
-    path = write_json(args.out / "fit.json", data)
+    path = write_json(args.out / "fit.json", data, args)
     print(f"wrote {path}")
     return 0
 

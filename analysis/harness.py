@@ -9,7 +9,6 @@ Results come back in task order whatever the completion order.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -19,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from orthoconv.cli.args import Parser
-
-from .progress import progress
+from orthoconv import io
+from orthoconv.cli.args import Parser, positive_int
+from orthoconv.io import progress, run_metadata
 
 
 def experiment_parser(name: str, description: str, prog: str | None = None) -> argparse.ArgumentParser:
@@ -31,7 +30,8 @@ def experiment_parser(name: str, description: str, prog: str | None = None) -> a
     parser.add_argument("--quick", action="store_true", help="a reduced run that finishes in seconds")
     parser.add_argument("--out", type=Path, default=Path("results") / name, help=f"output folder (default results/{name})")
     parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores; 1 runs in-process)"
+        "--workers", type=positive_int, default=os.cpu_count() or 1,
+        help="worker processes (default: all cores; 1 runs in-process)",
     )
     return parser
 
@@ -66,10 +66,11 @@ def run_sweep(task: Callable[..., dict], jobs: Sequence[dict], pool: Executor | 
     return results
 
 
-def write_json(path: Path, data: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return path
+def write_json(path: Path, data: dict, args: argparse.Namespace) -> Path:
+    """``data`` with ``"run"``: every argument in ``args``, the orthoconv and torch versions, the device
+    (``args.device``, else the CPU) and the load average (:func:`orthoconv.io.run_metadata`); written
+    atomically, its folder created."""
+    return io.write_json(path, {"run": run_metadata(args, getattr(args, "device", None)), **data})
 
 
 def save_figure(path: Path, draw: Callable) -> str | None:

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     for fit in fits:
         fit.pop("kernel")
     data = {"seed": args.seed, "quick": args.quick, "n": n, "k": k, "figure": figure, "profile": rows, "jumps": found}
-    path = write_json(args.out / "homotopy.json", {**data, "fits": fits})
+    path = write_json(args.out / "homotopy.json", {**data, "fits": fits}, args)
     print(f"wrote {path}")
     return 0
 

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     figure = save_figure(args.out / "svcm_rounds.png", draw(results, shapes))
     data = {"seed": args.seed, "draws": draws, "max_rounds": max_rounds, "figure": figure, "rows": rows,
             "histories": results}
-    print(f"wrote {write_json(args.out / 'svcm_rounds.json', data)}")
+    print(f"wrote {write_json(args.out / 'svcm_rounds.json', data, args)}")
     return 0
 
 

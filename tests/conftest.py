@@ -9,10 +9,14 @@ settings.register_profile("thorough", deadline=None, max_examples=300)  # random
 settings.load_profile(os.environ.get("ORTHOCONV_HYPOTHESIS", "default"))
 
 
-@pytest.fixture(params=["cpu", "cuda"])
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def device(request):
-    """Every device test runs on the CPU and, where a GPU exists, on CUDA (skipped otherwise)."""
+    """Every device test runs on the CPU and, where a GPU exists, on CUDA (skipped otherwise; a failure
+    where ORTHOCONV_REQUIRE_CUDA is set, as .ci/device does). A GPU test that does not take this fixture
+    carries ``@pytest.mark.cuda`` itself, so that ``pytest -m cuda`` selects every one."""
     if request.param == "cuda" and not torch.cuda.is_available():
+        if os.environ.get("ORTHOCONV_REQUIRE_CUDA"):
+            pytest.fail("ORTHOCONV_REQUIRE_CUDA is set but CUDA is not available")
         pytest.skip("CUDA is not available on this machine")
     return request.param
 

@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import orthoconv as oc
-from orthoconv.certify import certified_accuracy, certified_radii, lipschitz_bound
+from orthoconv.certify import lipschitz_bound
 from orthoconv.math.bounds import reshaped_kernel_bound, tap_norm_bound, zero_padding_norm_bound
 from orthoconv.gram import (
     gram_iteration_norm,
@@ -112,12 +112,71 @@ def test_dropping_frequencies_does_not_change_the_bound(shape, seed, n_iter):
     assert bool((gram_log_bounds(K, n_iter).exp() >= per_matrix * (1 - 1e-12)).all())
 
 
+@examples
+@given(shape=conv_shapes(), seed=st.integers(0, 2**16), n_iter=st.integers(0, 7), row=st.booleans())
+def test_gram_is_exact_on_rank_one_transfer_matrices(shape, seed, n_iter, row):
+    """With one input (or one output) channel every K(w) is a vector: all its Schatten norms are its Euclidean
+    norm, so every step of the iteration, the lower bound and the maximum over frequencies are exact."""
+    c_out, c_in, kh, kw, H, W = shape
+    kernel = kernel_of((1, c_in, kh, kw) if row else (c_out, 1, kh, kw), seed)
+    exact = dense_norm(kernel, (H, W), "circular")
+    assert gram_iteration_norm(kernel, (H, W), n_iter) == pytest.approx(exact, rel=1e-12)
+    lower, upper, _ = gram_spectral_norm_enclosure(frequency_response(kernel, (H, W)), max(n_iter, 1), rtol=1e-9)
+    assert lower == pytest.approx(exact, rel=1e-12) and upper == pytest.approx(exact, rel=1e-12)
+    vectors = frequency_response(kernel, (H, W))
+    per_frequency = torch.linalg.vector_norm(vectors, dim=(-2, -1))
+    assert torch.allclose(gram_log_bounds(vectors, n_iter).exp(), per_frequency, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("n_iter", [0, 1, 2, 3, 5])
+def test_gram_bound_is_the_schatten_norm(n_iter):
+    """M with singular values 4 and 3: after t steps the bound is exactly the Schatten norm of order 2^(t+1),
+    ``(4^p + 3^p)^(1/p)`` (t = 0: the Frobenius norm 5), the same for every copy in a batch and for the maximum."""
+    M = torch.zeros(2, 3, 2, dtype=F64)
+    M[:, 0, 0], M[:, 1, 1] = 3.0, 4.0
+    p = 2 ** (n_iter + 1)
+    schatten = (4.0**p + 3.0**p) ** (1 / p)
+    assert torch.allclose(gram_log_bounds(M, n_iter).exp(), torch.full((2,), schatten, dtype=F64), rtol=1e-14, atol=0)
+    assert gram_spectral_norm_bound(M, n_iter, exact_probe=False) == pytest.approx(schatten, rel=1e-14)
+    assert gram_spectral_norm_bound(M, n_iter) == pytest.approx(schatten, rel=1e-14)
+    close = torch.diag(torch.tensor([4.0, 3.9], dtype=F64))  # tied singular values: every step shows
+    assert torch.equal(gram_log_bounds(close), gram_log_bounds(close, 6))  # the documented default: 6 steps
+    assert not torch.equal(gram_log_bounds(close, 6), gram_log_bounds(close, 7))
+
+
 def test_gram_never_overflows_and_is_homogeneous():
     kernel = kernel_of((8, 8, 3, 3), 0)
     base = gram_iteration_norm(kernel, (6, 6), 12)
     for scale in (1e-150, 1e150):
         assert gram_iteration_norm(scale * kernel, (6, 6), 12) == pytest.approx(scale * base, rel=1e-12)
     assert gram_iteration_norm(torch.zeros(3, 2, 3, 3, dtype=F64), (4, 4)) == 0.0
+
+
+@pytest.mark.parametrize("n_iter", [0, 1, 3])
+def test_zero_matrices_in_a_batch(n_iter):
+    """A zero matrix has sigma_1 = 0: log bound -inf, and it never holds the maximum of a batch."""
+    M = torch.zeros(3, 2, 2, dtype=F64)
+    M[1] = torch.tensor([[3.0, 0.0], [0.0, 1.0]], dtype=F64)
+    logs = gram_log_bounds(M, n_iter)
+    assert logs[0] == -math.inf and logs[2] == -math.inf and math.isfinite(logs[1])
+    lower, upper, _ = gram_spectral_norm_enclosure(M, n_iter)
+    assert upper == pytest.approx(math.exp(float(logs[1])), rel=1e-14) and upper >= 3.0
+    assert gram_spectral_norm_enclosure(torch.zeros(2, 3, 3, dtype=F64), n_iter) == (0.0, 0.0, 0)
+    assert gram_spectral_norm_enclosure(torch.zeros(0, 3, 3, dtype=F64), n_iter) == (0.0, 0.0, 0)
+
+
+def test_the_exact_probe_after_the_first_product_stops_the_enclosure_early():
+    """Frobenius norms favour 0.8 I (1.39 > 1.35), so the first probe misses diag(1, 0.9, 0); after one product the
+    trace bound ranks it first and its exact sigma_1 = 1 is the lower bound: with rtol = 0.15 the enclosure stops
+    at step 1 (the trace bound alone, 0.957, is not within 15% of the upper bound 1.134)."""
+    M = torch.stack([0.8 * torch.eye(3, dtype=F64), torch.diag(torch.tensor([1.0, 0.9, 0.0], dtype=F64))])
+    lower, upper, steps = gram_spectral_norm_enclosure(M, 12, rtol=0.15)
+    assert (lower, steps) == (pytest.approx(1.0, rel=1e-14), 1)
+    assert upper == pytest.approx((1 + 0.9**4) ** 0.25, rel=1e-14)
+    without_probe = gram_spectral_norm_enclosure(M, 12, exact_probe=False, rtol=0.15)
+    assert without_probe[2] > 1 and without_probe[0] < 1
+    assert gram_spectral_norm_bound(M, 12, rtol=0.15) == upper  # the bound is the enclosure's upper end
+    assert gram_spectral_norm_bound(M, 12, exact_probe=False, rtol=0.15) == without_probe[1] < upper
 
 
 def test_gram_max_over_frequencies_is_not_the_stack_frobenius():
@@ -142,11 +201,6 @@ def test_bounds_run_on_the_device_of_the_kernel(device):
     assert circular * (1 - 1e-12) <= gram_iteration_norm(on_device, (8, 8), 6) <= circular * 1.01
     assert zeros * (1 - 1e-12) <= zero_padding_norm_bound(on_device, (8, 8), 6)
     assert 0.99 * zeros <= power_iteration_norm(on_device, (8, 8), "zeros", 30) <= zeros * (1 + 1e-12)
-    logits = torch.randn(5, 3, dtype=F64, generator=torch.Generator().manual_seed(0))
-    labels = torch.tensor([0, 1, 2, 0, 1])
-    radii = certified_radii(logits.to(device), labels.to(device), 2.0)
-    assert radii.device.type == device
-    assert torch.allclose(radii.cpu(), certified_radii(logits, labels, 2.0), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- zero padding
@@ -204,6 +258,58 @@ def test_zero_padding_bound_refuses_to_exceed_its_memory_budget():
     with pytest.raises(ValueError, match="max_elements"):
         zero_padding_norm_bound(kernel, None, 6, max_elements=10_000)
     assert zero_padding_norm_bound(kernel, (4, 4), 6, max_elements=10_000) > 0  # the crop keeps it small
+    # step 1: a 5 x 5 grid, half spectrum 5 x 3, of 8 x 8 complex matrices: 960 numbers, allowed up to the budget
+    assert zero_padding_norm_bound(kernel, None, 1, max_elements=960) > 0
+    with pytest.raises(ValueError, match=r"step 1 needs a 5x5 grid of 8x8 matrices \(960 complex numbers > "
+                       r"max_elements = 959\); pass input_size to crop the kernel to the image, lower n_iter, or "
+                       r"raise max_elements"):
+        zero_padding_norm_bound(kernel, None, 1, max_elements=959)
+
+
+@examples
+@given(shape=conv_shapes(), seed=st.integers(0, 2**16), n_iter=st.integers(1, 6))
+def test_zero_padding_bound_is_exact_for_one_input_channel_on_one_pixel(shape, seed, n_iter):
+    """c_in = 1 on a 1 x 1 image: the cropped T^T T is the scalar sum_d ||W_d||^2, so every step gives exactly the
+    norm of the full convolution (every output the one pixel reaches), ``sqrt(sum W^2)``."""
+    c_out, _, kh, kw, _, _ = shape
+    kernel = kernel_of((c_out, 1, kh, kw), seed)
+    full = torch_conv_norm(kernel, 1, 1, padding=(kh - 1, kw - 1))
+    assert full == pytest.approx(float(kernel.square().sum().sqrt()), rel=1e-12)
+    assert zero_padding_norm_bound(kernel, (1, 1), n_iter) == pytest.approx(full, rel=1e-12)
+
+
+@examples
+@given(shape=conv_shapes(), seed=st.integers(0, 2**16), padding=st.sampled_from(["circular", "zeros"]))
+def test_one_by_one_kernels_are_bounded_exactly(shape, seed, padding):
+    """A 1 x 1 kernel acts as one matrix on every pixel: every bound is that matrix's norm."""
+    c_out, c_in, _, _, H, W = shape
+    kernel = kernel_of((c_out, c_in, 1, 1), seed)
+    exact = dense_norm(kernel, (H, W), padding)
+    for bound in (reshaped_kernel_bound(kernel), tap_norm_bound(kernel), zero_padding_norm_bound(kernel, None, 3),
+                  zero_padding_norm_bound(kernel, (H, W), 3)):
+        assert bound == pytest.approx(exact, rel=1e-12)
+
+
+@examples
+@given(shape=conv_shapes(), seed=st.integers(0, 2**16))
+def test_reshaped_and_tap_bounds_are_exact_for_equal_taps(shape, seed):
+    """Every tap equal to A: the circular operator at frequency 0 is kh kw A, which attains both bounds,
+    ``sqrt(kh kw) ||[A ... A]|| = kh kw ||A|| = sum_taps ||A||``, on every image size (kernels folded or not)."""
+    c_out, c_in, kh, kw, H, W = shape
+    A = kernel_of((c_out, c_in, 1, 1), seed)
+    kernel = A.expand(c_out, c_in, kh, kw).contiguous()
+    exact = dense_norm(kernel, (H, W), "circular")
+    expected = kh * kw * float(torch.linalg.matrix_norm(A[:, :, 0, 0], ord=2))
+    assert exact == pytest.approx(expected, rel=1e-12)
+    assert reshaped_kernel_bound(kernel) == pytest.approx(expected, rel=1e-12)
+    assert tap_norm_bound(kernel) == pytest.approx(expected, rel=1e-12)
+
+
+def test_size_independent_bounds_are_computed_in_float64():
+    """A float32 kernel is bounded in float64: the same value as its float64 copy, to the last bit."""
+    kernel = kernel_of((5, 3, 3, 3), 4).float()
+    assert tap_norm_bound(kernel) == tap_norm_bound(kernel.double())
+    assert reshaped_kernel_bound(kernel) == reshaped_kernel_bound(kernel.double())
 
 
 @examples
@@ -278,49 +384,7 @@ def test_network_bound_rejects_what_it_cannot_certify():
         lipschitz_bound([oc.RKO(1, 1, 3)], (4, 4))
 
 
-# ---------------------------------------------------------------- certified radii
-
-
-def test_radius_is_a_lower_bound_on_the_distance_to_the_decision_boundary():
-    """For a linear classifier f(x) = W x the exact distance to the boundary between y and j is
-    (f_y - f_j) / ||w_y - w_j||; the certified radius never exceeds it and equals it when the rows of
-    W are orthonormal (then ||w_y - w_j|| = sqrt(2) = sqrt(2) ||W||)."""
-    g = torch.Generator().manual_seed(0)
-    generic = torch.randn(5, 8, generator=g, dtype=F64)
-    for W in (generic, oc.nn.linear.orthogonal_matrix(torch.randn(5, 8, generator=g, dtype=F64))):
-        x = torch.randn(50, 8, generator=g, dtype=F64)
-        logits = x @ W.T
-        labels = logits.argmax(1)
-        L = float(torch.linalg.matrix_norm(W, ord=2))
-        radii = certified_radii(logits, labels, L)
-        diff = W[labels][:, None, :] - W[None, :, :]  # (N, classes, features)
-        gaps = logits.gather(1, labels[:, None]) - logits
-        own = torch.nn.functional.one_hot(labels, 5).bool()
-        dist = (gaps / torch.linalg.vector_norm(diff, dim=-1)).masked_fill(own, math.inf)
-        exact = dist.min(1).values
-        assert bool((radii <= exact * (1 + 1e-12)).all())
-        if abs(L - 1) < 1e-12:
-            assert torch.allclose(radii, exact, rtol=1e-12)
-
-
-def test_certified_accuracy_counts_margins():
-    logits = torch.tensor([[3.0, 1.0, 0.0], [0.0, 2.0, 1.5], [1.0, 1.0, 0.0], [0.0, 1.0, 2.0]])
-    labels = torch.tensor([0, 1, 0, 1])
-    # margins 2, 0.5, 0 (tie), -1
-    assert certified_accuracy(logits, labels, 1.0, 0.0) == 0.5
-    assert certified_accuracy(logits, labels, 2.0, 0.2) == 0.25  # 0.5 <= sqrt(2) 0.2 2 = 0.566 < 2
-    assert certified_accuracy(logits, labels, 1.0, 2.0) == 0.0
-    radii = certified_radii(logits, labels, 2.0)
-    assert torch.allclose(radii, torch.tensor([2.0, 0.5, 0.0, 0.0]) / (2 * math.sqrt(2)))
-
-
 BAD = [
-    (lambda: certified_radii(torch.randn(3), torch.tensor([0, 1, 0]), 1.0), ValueError, "logits"),
-    (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0, 1]), 1.0), ValueError, "labels"),
-    (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0, 1, 2]), 1.0), ValueError, "labels must lie"),
-    (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0.0, 1, 0]), 1.0), TypeError, "integer"),
-    (lambda: certified_radii(torch.randn(3, 2), torch.tensor([0, 1, 0]), 0.0), ValueError, "lipschitz"),
-    (lambda: certified_accuracy(torch.randn(3, 2), torch.tensor([0, 1, 0]), 1.0, -0.1), ValueError, "eps"),
     (lambda: gram_iteration_norm(torch.randn(2, 2, 3, 3), (4, 4), -1), ValueError, "n_iter"),
     (lambda: gram_iteration_norm(torch.randn(2, 2, 3, 3), (4, 4), 6, rtol=0.0), ValueError, "rtol"),
     (lambda: gram_norm_enclosure(torch.randn(2, 2, 3, 3), (4, 4), rtol="1e-3"), ValueError, "rtol"),

@@ -1,4 +1,5 @@
-"""Gradient norm preservation, measured (analysis.gradient_norm) and its Jacobian helpers (analysis.jacobian).
+"""Gradient norm preservation, measured (analysis.gradient_norm and its networks, analysis.gradient_stacks) and the
+Jacobian helpers (analysis.jacobian).
 
 References are independent of the helpers: ``torch.autograd.functional.jacobian`` and ``torch.linalg.svdvals``
 for the Jacobian spectrum, the FFT spectrum of ``orthoconv.spectral`` for the plain convolution's norm.
@@ -12,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orthoconv.analysis import gradient_norm as gn
+from orthoconv.analysis import gradient_stacks as stacks
 from orthoconv.analysis.jacobian import (
     dense_jacobian,
     dense_singular_values,
@@ -58,6 +60,15 @@ def test_quick_relu_attenuates_at_every_depth(quick_run):
     assert ratios[-1] < 0.9 ** main[-1]["depth"]
 
 
+def test_quick_records_every_argument_and_the_versions(quick_run):
+    out, data = quick_run
+    arguments = data["run"]["arguments"]
+    assert set(arguments) == set(vars(gn.build_parser().parse_args([])))
+    assert arguments["quick"] is True and arguments["workers"] == 1 and arguments["out"] == str(out)
+    assert data["run"]["torch"] == torch.__version__ and data["run"]["device"].startswith("cpu")
+    assert data["run"]["arguments"]["device"] == "cpu"
+
+
 def test_quick_writes_both_figures(quick_run):
     out, data = quick_run
     for name in ("gradient_norm_depth.png", "jacobian_spectra.png"):
@@ -75,7 +86,7 @@ def test_quick_writes_both_figures(quick_run):
 )
 def test_sublayer_ratios_are_exactly_one_for_bcop_maxmin_in_float64(half_channels, size, depth, kernel_size, seed):
     channels = 2 * half_channels
-    net = gn.build_network("BCOP", "MaxMin", depth, channels, size, kernel_size, seed, torch.float64, "cpu")
+    net = stacks.build_network("BCOP", "MaxMin", depth, channels, size, kernel_size, seed, torch.float64, "cpu")
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for conv in net[0::2]:
@@ -88,7 +99,7 @@ def test_sublayer_ratios_are_exactly_one_for_bcop_maxmin_in_float64(half_channel
 
 
 def small_network(layer, activation, seed=0):
-    return gn.build_network(layer, activation, 3, 4, 4, 3, seed, torch.float64, "cpu")
+    return stacks.build_network(layer, activation, 3, 4, 4, 3, seed, torch.float64, "cpu")
 
 
 def reference_singular_values(net, x):
@@ -125,7 +136,7 @@ def test_lanczos_extremes_lie_inside_the_spectrum_and_reach_it_with_full_steps(l
 
 def test_unit_norm_conv_has_spectral_norm_one_on_its_image_size():
     torch.manual_seed(0)
-    conv = gn.UnitNormConv2d(3, 3, 3, input_size=(5, 5), dtype=torch.float64)
+    conv = stacks.UnitNormConv2d(3, 3, 3, input_size=(5, 5), dtype=torch.float64)
     x = torch.zeros(1, 3, 5, 5, dtype=torch.float64)
     sigma = torch.linalg.svdvals(torch.autograd.functional.jacobian(conv, x).reshape(75, 75))
     assert sigma.max() == pytest.approx(1.0, abs=1e-12) and sigma.min() < 0.9
@@ -133,15 +144,21 @@ def test_unit_norm_conv_has_spectral_norm_one_on_its_image_size():
         conv(torch.zeros(1, 3, 6, 6, dtype=torch.float64))
 
 
+def test_the_plain_convolution_loads_under_the_installed_name():
+    """The registry names the module the stacks were imported as, so it loads from an installed wheel too."""
+    assert stacks.LAYERS["Conv2d"][0] == stacks.__name__ == "orthoconv.analysis.gradient_stacks"
+    assert stacks.load_layer("Conv2d") is stacks.UnitNormConv2d
+
+
 def test_a_missing_layer_is_reported_and_the_rest_runs(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(gn.LAYERS, "Missing", ("orthoconv.no_such_module", "Missing"))
+    monkeypatch.setitem(stacks.LAYERS, "Missing", ("orthoconv.no_such_module", "Missing"))
     args = ["--quick", "--workers", "1", "--depths", "1", "2", "--train-depths", "2", "--steps", "2"]
     assert gn.main([*args, "--layers", "BCOP", "Missing", "--out", str(tmp_path)]) == 1
     assert "cannot import orthoconv.no_such_module" in capsys.readouterr().err
     data = json.loads((tmp_path / "gradient_norm.json").read_text())
     assert data["layers"] == ["BCOP"] and "no_such_module" in data["skipped"]["Missing"]
-    with pytest.raises(gn.LayerUnavailable, match="unknown layer"):
-        gn.load_layer("Nope")
+    with pytest.raises(stacks.LayerUnavailable, match="unknown layer"):
+        stacks.load_layer("Nope")
 
 
 def test_results_reproduce(tmp_path):

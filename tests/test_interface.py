@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from layer_zoo import CONV_LAYERS, LAYERS, PARAMETERLESS, SIZE, build, example_input, rebuilt
+from layer_zoo import CONV_LAYERS, LAYERS, PARAMETERLESS, SIZE, build, example_input
 
 import orthoconv as oc
 from orthoconv.math.conv import conv2d_same, conv2d_same_adjoint, pad

@@ -3,17 +3,28 @@
 import json
 
 import pytest
+import torch
 
+import orthoconv
 from orthoconv.analysis import census, components, fit, homotopy
 
 
 def run(module, tmp_path, *extra):
+    """Run ``module --quick`` and check that its JSON records every argument, the versions and the device."""
     assert module.main(["--quick", "--out", str(tmp_path), "--workers", "1", *extra]) == 0
-    return json.loads(next(tmp_path.glob("*.json")).read_text())
+    data = json.loads(next(tmp_path.glob("*.json")).read_text())
+    record = data["run"]
+    assert record["arguments"]["quick"] is True and record["arguments"]["workers"] == 1
+    assert record["arguments"]["seed"] == 0 and record["arguments"]["out"] == str(tmp_path)
+    assert record["torch"] == torch.__version__ and record["orthoconv"] == orthoconv.__version__
+    assert record["device"].startswith("cpu")
+    return data
 
 
-def test_census_counts_classes_and_half_ranks_see_one_degree(tmp_path):
+def test_census_counts_classes_and_half_ranks_see_one_degree(tmp_path, capsys):
     data = run(census, tmp_path, "--samples", "20")
+    assert "\r" not in capsys.readouterr().err  # no progress bar drawn into a stderr that is not a terminal
+    assert data["run"]["arguments"]["samples"] == 20
     rows = {(r["n"], r["k"]): r for r in data["summary"]}
     assert len(rows) == 12
     assert all(r["mismatches"] == 0 for r in rows.values())

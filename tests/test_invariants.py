@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 from orthoconv import BCOP, bcop_kernel, compose_kernels
 from orthoconv.invariants import (
     ComponentInvariants,
+    bcop_invariants,
     component_invariants,
     count_invariant_classes,
+    default_tolerance,
     determinant_coefficients,
     embed_2n,
     sample_bcop_factors,
@@ -58,6 +60,7 @@ def test_invariants_equal_det_h_and_rank_deficits(cls):
     expected = ComponentInvariants(sign, sum(n - r for r in p_ranks), sum(n - r for r in q_ranks))
     assert component_invariants(kernel) == expected
     assert component_invariants(kernel.float()) == expected
+    assert bcop_invariants(n, p_ranks, q_ranks, sign) == expected
 
 
 @given(bcop_classes(max_n=3, max_k=3))
@@ -108,6 +111,18 @@ def test_non_orthogonal_kernels_are_rejected():
         component_invariants(torch.full((2, 2, 2, 2), float("nan")))
 
 
+def test_a_loose_tolerance_does_not_let_a_non_paraunitary_kernel_through():
+    """K(z1, z2) = -0.5 + 1.5 z2 passes ``max ||K^H K - I|| <= tol`` at tol = 3.01 (the deviation is 3), and
+    det K(1, 1) = 1 and the degrees (0, 2.25) round within the slack; but det K is no monomial, and the cross-check
+    against its coefficients still refuses it."""
+    kernel = torch.tensor([[[[-0.5, 1.5]]]], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"det K is not the monomial 1 z1\^0 z2\^2: its largest coefficient sits at "
+                       r"\(0, 1\), max deviation 5.000e-01"):
+        component_invariants(kernel, tol=3.01)
+    with pytest.raises(ValueError, match=r"det K\(1, 1\) rounds to 2, not \+-1"):
+        component_invariants(torch.full((1, 1, 1, 1), 2.0, dtype=torch.float64), tol=3.0)  # det K = 2, a monomial
+
+
 def test_class_count_formula():
     assert count_invariant_classes(2, 3, dims=1) == 2 * (3 - 1) * 2 + 2 == 10
     assert count_invariant_classes(2, 3) == 50
@@ -134,8 +149,24 @@ def test_sampling_rejects_bad_classes():
         sample_bcop_factors(2, 3, [1, 1], [1, 1], 0)
     with pytest.raises(ValueError, match="P ranks"):
         sample_bcop_factors(2, 3, [1], [1, 1], 1)
-    with pytest.raises(ValueError, match="q_ranks"):
+    with pytest.raises(ValueError, match=r"q_ranks must lie in \[0, 2\], got \(1, 3\)"):
         sample_bcop_factors(2, 3, [1, 1], [1, 3], 1)
+    with pytest.raises(ValueError, match=r"p_ranks must lie in \[0, 2\], got \(-1, 1\)"):
+        sample_bcop_factors(2, 3, [-1, 1], [1, 1], 1)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_sampling_follows_its_generator_and_dtype(k):
+    def draw(seed, dtype=torch.float64):
+        return sample_bcop_factors(3, k, [1] * (k - 1), [2] * (k - 1), -1, torch.Generator().manual_seed(seed), dtype)
+
+    first, again, other = draw(5), draw(5), draw(6)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(first[0], other[0])
+    for dtype in (torch.float32, torch.float64):
+        H, Ps, Qs = draw(0, dtype)
+        assert H.dtype == Ps.dtype == Qs.dtype == dtype and Ps.shape == Qs.shape == (k - 1, 3, 3)
+    assert default_tolerance(torch.float64) == pytest.approx(2**-26) and default_tolerance(torch.float32) == 2**-11.5
 
 
 @given(bcop_classes())
@@ -143,6 +174,7 @@ def test_embed_2n_reproduces_the_n_channel_bcop(cls):
     n, k = cls[0], cls[1]
     kernel, factors = make_kernel(*cls)
     embedding = embed_2n(*factors)
+    assert embedding.Ps.shape == embedding.Qs.shape == (k - 1, 2 * n, 2 * n)
     big = bcop_kernel(embedding.H, embedding.Ps, embedding.Qs)
     assert torch.allclose(big[:n, :n], kernel, atol=1e-12)
     assert float(big[:n, n:].abs().max()) == 0 and float(big[n:, :n].abs().max()) == 0
@@ -165,3 +197,7 @@ def test_embed_2n_rejects_non_projectors():
         embed_2n(H, Ps + 0.1, Qs)
     with pytest.raises(ValueError, match="orthogonal"):
         embed_2n(2 * H, Ps, Qs)
+    with pytest.raises(ValueError, match=r"Ps and Qs must both have shape \(k - 1, 2, 2\)"):
+        embed_2n(H, Ps, Qs[:1])
+    with pytest.raises(ValueError, match="must both have shape"):
+        embed_2n(H, Ps[0], Qs[0])

@@ -26,6 +26,13 @@ def _margins(logits: Tensor, labels: Tensor) -> Tensor:
         low, high = int(labels.min()), int(labels.max())
         raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got range [{low}, {high}]")
     logits = logits.detach()
+    finite = torch.isfinite(logits)
+    if not bool(finite.all()):
+        rows = (~finite).any(dim=1).nonzero().squeeze(1)
+        raise ValueError(
+            f"logits must be finite: {int((~finite).sum())} entries are inf or nan (rows {rows[:5].tolist()}"
+            f"{', ...' if rows.numel() > 5 else ''}); no radius can be certified from them"
+        )
     true = logits.gather(1, labels[:, None]).squeeze(1)
     others = logits.scatter(1, labels[:, None], -math.inf).max(dim=1).values
     return true - others
@@ -46,7 +53,9 @@ def certified_radii(logits: Tensor, labels: Tensor, lipschitz) -> Tensor:
 
     ``margin = f_y(x) - max_{j != y} f_j(x)``; an ``L``-Lipschitz network keeps the prediction ``y`` for
     every ``x'`` with ``||x' - x|| < radius`` (the prediction is certified at ``eps`` iff
-    ``margin > sqrt(2) eps L``, Li et al. 2019). Misclassified examples get radius 0.
+    ``margin > sqrt(2) eps L``, Li et al. 2019). Misclassified examples and ties get radius 0.
+    Raises ``ValueError`` for non-finite logits (an ``inf`` logit would give an infinite radius, ``nan``
+    a ``nan`` one: neither is a certificate) and ``TypeError`` / ``ValueError`` for malformed labels.
     """
     L = _check_lipschitz(lipschitz)
     return _margins(logits, labels).clamp_min(0) / (math.sqrt(2) * L)
@@ -54,7 +63,8 @@ def certified_radii(logits: Tensor, labels: Tensor, lipschitz) -> Tensor:
 
 def certified_accuracy(logits: Tensor, labels: Tensor, lipschitz, eps: float) -> float:
     """The fraction of examples with ``margin > sqrt(2) eps L``: correctly classified and certified at
-    L2 radius ``eps`` (``eps = 0`` gives the clean accuracy)."""
+    L2 radius ``eps`` (``eps = 0`` gives the clean accuracy; ties count as wrong). The same errors as
+    :func:`certified_radii`."""
     L = _check_lipschitz(lipschitz)
     try:
         eps = float(eps)

@@ -127,6 +127,8 @@ def component_invariants(kernel: Tensor, tol: float | None = None) -> ComponentI
         )
     slack = tol * c * (kh + kw)
     sign = _nearest_integer(float(torch.linalg.det(kernel.double().sum(dim=(2, 3)))), slack, "det K(1, 1)")
+    if sign not in (1, -1):
+        raise ValueError(f"det K(1, 1) rounds to {sign}, not +-1: the kernel is not orthogonal within tol = {tol:.1e}")
     a, b = (_nearest_integer(float(d), slack, name) for d, name in zip(kernel_degrees(kernel.double()), "ab"))
     coefficients = determinant_coefficients(kernel)
     peak = int(coefficients.abs().argmax())

@@ -169,7 +169,7 @@ def bjorck_orthogonal(A: Tensor, tol: float | None = None, max_iter: int = 100, 
 
     ``X_0 = A / ||A||_F`` (so every singular value starts in (0, 1]) and
     ``X_{t+1} = (1 + beta) X_t - beta X_t X_t^T X_t``, the first-order iteration of the 2019 BCOP
-    code (Li et al. 2019, REFERENCES.md) with ``beta = 0.5``. Small singular values grow by a factor
+    code (Li et al. 2019, docs/references.md) with ``beta = 0.5``. Small singular values grow by a factor
     ``1 + beta`` per step and converge quadratically near 1, so ill-conditioned inputs need more
     steps; rank-deficient inputs never converge. Instead of returning a non-orthonormal matrix
     after a fixed count (the 2019 code ran 20 steps), this raises ``BjorckConvergenceError``: the map

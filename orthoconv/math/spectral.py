@@ -148,7 +148,7 @@ def conv_spectral_norm(kernel: Tensor, input_size, padding: str = "circular", n_
     - ``"circular"``: exact, the largest singular value over all frequencies (Sedghi et al. 2019).
     - ``"zeros"``: exact from the dense operator when ``c * H * W <= DENSE_LIMIT``; otherwise an
       enclosure: the zero-padded operator on ``n x n`` is a compression of the circular one on
-      ``m x m`` for ``m >= n + k - 1`` (REFERENCES.md), so the circular norm there is an upper bound,
+      ``m x m`` for ``m >= n + k - 1`` (docs/references.md), so the circular norm there is an upper bound,
       and power iteration gives a lower bound.
     """
     check_kernel(kernel)

@@ -5,7 +5,7 @@
 reshape so that an empty batch keeps its shape): a permutation of the coordinates, hence orthogonal,
 with inverse depth-to-space (``pixel_shuffle``) (Jacobsen et al. 2018, i-RevNet).
 
-``StridedBCOP``: a stride-``s`` orthogonal convolution as in Li et al. 2019 (Sec. 5): invertible
+``StridedBCOP``: a stride-``s`` orthogonal convolution as in Li et al. 2019 (Sec. 5; docs/references.md): invertible
 downsampling by ``s`` followed by a stride-1 BCOP on ``c_in s^2`` channels with kernel
 ``ceil(k / s)``. A permutation composed with an orthogonal convolution is orthogonal (an isometry if
 ``c_in s^2 < c_out``, a co-isometry if ``c_in s^2 > c_out``, the usual strided case); its receptive
