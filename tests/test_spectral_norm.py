@@ -115,7 +115,7 @@ def test_cholesky_certificate_decides_the_threshold(dtype):
     G = torch.stack([gram(target * (1 + 1e-4)), gram(target * (1 - 1e-3)), gram(target)])
     error = torch.zeros(3, dtype=F64)
     frob2 = torch.linalg.matrix_norm(G).real
-    passed = certified._certify(G, error, frob2, target, dtype)
+    passed = certified._certify(G, None, error, frob2, target, dtype)
     assert passed.tolist()[:2] == [False, True]
 
 

@@ -13,7 +13,8 @@ EXPERIMENTS = {
     "homotopy": "orthoconv.analysis.homotopy",
     "svcm-rounds": "orthoconv.analysis.svcm_rounds",
 }
-BENCHMARKS = {"core": "orthoconv.analysis.bench", "bounds": "orthoconv.analysis.bench_bounds"}
+BENCHMARKS = {"core": "orthoconv.analysis.bench", "bounds": "orthoconv.analysis.bench_bounds",
+              "spectrum": "orthoconv.analysis.bench_spectrum"}
 PROOFS = "orthoconv.proofs.cli"
 
 

@@ -8,8 +8,8 @@ The norm is ``max_u sigma_1(K(u))`` over the frequencies (and groups). The metho
    lower bound ``L``); every frequency whose Frobenius bound is below ``L`` cannot hold the maximum.
    Kernels with a dominant band (smooth filters) keep a handful of frequencies here.
 2. **Rank** the rest: their Gram matrices ``G(u)`` (``c x c`` on the smaller side, built from the
-   autocorrelation taps or from the transfer matrices, whichever costs less) and a few batched power
-   iteration steps; each Rayleigh quotient ``v^H G v / v^H v = ||K v||^2 / ||v||^2`` is a singular value
+   autocorrelation taps or from the transfer matrices, whichever costs less) and one batched power
+   iteration step from each matrix's column of largest diagonal; each Rayleigh quotient ``v^H G v / v^H v = ||K v||^2 / ||v||^2`` is a singular value
    witness and raises ``L``; the best few are decomposed exactly (``eigvalsh`` of ``G``).
 3. **Certify** every remaining frequency at once: ``sigma_1(K(u)) <= U = (1 + rtol) L`` holds iff
    ``U^2 I - G(u)`` is positive semidefinite, which a Cholesky factorization that runs to completion
@@ -54,8 +54,8 @@ from .gram_taps import (
 from .transfer import DEFAULT_CHUNK_BYTES, frequency_grid
 
 EPS32 = 2.0**-24
-POWER_STEPS = 3
-PROBES = 4
+POWER_STEPS = 4
+SMALL_WORK = 2**21  # below about this many c^3 flops a block is decomposed whole
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,11 @@ class _State:
         self.certified = 0
         self.decomposed = 0
 
+    def witness(self, values: Tensor) -> None:
+        """Certified lower bounds on ``lambda_max`` of some frequencies raise ``lower2``."""
+        if len(values):
+            self.lower2 = max(self.lower2, float(values.max()))
+
     def exact(self, G: Tensor, error: Tensor, side_dim: int) -> None:
         """Decompose ``G`` (``(B, c, c)``, error bounds ``(B,)``) exactly: both ends move."""
         if G.shape[0] == 0:
@@ -97,35 +102,88 @@ class _State:
         self.decomposed += G.shape[0]
 
 
-def _cholesky_dtype(c: int, rtol: float) -> torch.dtype:
-    gamma = 2 * (c + 1) * EPS32
-    return torch.complex64 if gamma * c / (1 - gamma) + 2 * EPS32 <= 0.25 * ((1 + rtol) ** 2 - 1) else torch.complex128
-
-
-def _certify(G: Tensor, error: Tensor, frob2: Tensor, target2: float, dtype: torch.dtype) -> Tensor:
-    """Which of the Gram matrices ``G`` (``(B, c, c)``) a completed Cholesky factorization proves to have
-    ``lambda_max <= target2`` (module docstring: the threshold is lowered by every rounding margin)."""
-    c = G.shape[-1]
-    eps = EPS32 if dtype == torch.complex64 else EPS64
+def _cholesky_margin(c: int, eps: float) -> float:
+    """``gamma / (1 - gamma)`` for a ``c x c`` complex Cholesky factorization in precision ``eps``
+    (``gamma_{c+1}`` doubled for complex arithmetic): the backward error relative to ``tr(B)``."""
     gamma = 2 * (c + 1) * eps
-    a = gamma * c * (1 + eps) / (1 - gamma) + eps  # margins proportional to mu: the factorization, the shift
-    b = error + 2 * eps * frob2 + 2 * EPS64 * frob2  # the Gram's own error, its rounding to dtype
-    mu = (target2 - b) / (1 + a)
-    eye = torch.eye(c, dtype=dtype, device=G.device)
-    shifted = mu.to(G.device)[:, None, None].to(dtype) * eye - G.to(dtype)
-    _, info = torch.linalg.cholesky_ex(shifted)
+    return gamma / (1 - gamma)
+
+
+def _cholesky_dtype(c: int, rtol: float) -> torch.dtype:
+    """complex64 when its margins (at most ``c`` times the factorization's relative backward error, on
+    ``tr(B) <= c mu``) take at most half of the room ``(1 + rtol)^2 - 1``; complex128 otherwise."""
+    room = (1 + rtol) ** 2 - 1
+    return torch.complex64 if c * _cholesky_margin(c, EPS32) + 4 * EPS32 <= 0.5 * room else torch.complex128
+
+
+def _certify(G: Tensor, index: Tensor | None, error: Tensor, frob2: Tensor, target2: float,
+             dtype: torch.dtype) -> Tensor:
+    """Which of the Gram matrices ``G[index]`` (all when ``index`` is None; ``error``, ``frob2`` given for
+    those) a completed Cholesky factorization of ``B = mu I - G`` in ``dtype`` proves to have
+    ``lambda_max <= target2``.
+
+    With ``m`` the relative backward error (:func:`_cholesky_margin`), a completed factorization gives
+    ``lambda_min(B) >= -m tr(B)`` and ``tr(B) = c mu - tr(G)``; rounding ``G`` and the shift to
+    ``dtype`` costs ``2 eps ||G||_F <= 2 eps frob2`` and ``2 eps mu``; ``G`` itself is within ``error``
+    of the exact Gram matrix. So ``lambda_max <= mu (1 + m c + 2 eps) - m tr(G) + error + 2 eps frob2``,
+    and ``mu`` is chosen to make that ``target2``.
+    """
+    B = G.to(dtype, copy=True) if index is None else G.index_select(0, index).to(dtype)
+    c = B.shape[-1]
+    eps = EPS32 if dtype == torch.complex64 else EPS64
+    m = _cholesky_margin(c, eps)
+    diagonal = B.diagonal(dim1=-2, dim2=-1)
+    trace = diagonal.real.sum(-1).to(torch.float64) * (1 - (c + 1) * eps)
+    mu = (target2 - error - 2 * eps * frob2 - 2 * EPS64 * frob2 + m * trace.clamp_min(0)) / (1 + m * c + 2 * eps)
+    B.neg_()
+    diagonal.add_(mu.to(B.real.dtype)[:, None])
+    _, info = torch.linalg.cholesky_ex(B)
     return (info == 0) & (mu > 0)
 
 
-def _power_ranking(G: Tensor, steps: int) -> Tensor:
-    """Rayleigh quotients after ``steps`` batched power steps from each matrix's column of largest diagonal."""
+def _rayleigh(G: Tensor, steps: int = 1) -> Tensor:
+    """``v^H G v / v^H v`` for ``v = G^steps e_j``, ``j`` each matrix's largest diagonal entry: a witness (a
+    lower bound on ``lambda_max``) weighted toward the top eigenvalues, ``steps`` products per matrix."""
     diag = torch.diagonal(G, dim1=-2, dim2=-1).real
     v = torch.take_along_dim(G, diag.argmax(-1)[:, None, None], dim=-1)
-    for _ in range(steps):
-        v = v / torch.linalg.vector_norm(v, dim=-2, keepdim=True).clamp_min(1e-300)
-        v = G @ v
-    v = v / torch.linalg.vector_norm(v, dim=-2, keepdim=True).clamp_min(1e-300)
-    return (v.mH @ G @ v).real.reshape(-1)
+    for _ in range(steps - 1):
+        v = G @ (v / torch.linalg.vector_norm(v, dim=-2, keepdim=True).clamp_min(1e-300))
+    Gv = G @ v
+    return ((v.mH @ Gv).real / (v.mH @ v).real.clamp_min(1e-300)).reshape(-1)
+
+
+def _settle(state: _State, G: Tensor, err: Tensor, frob2: Tensor, rtol: float, dtype: torch.dtype) -> None:
+    """Certify or decompose every Gram matrix of a block: decompose the one of largest Rayleigh quotient,
+    certify the others at ``(1 + rtol)`` times the best lower bound, and repeat on the failures (ranked
+    again by three power steps) with the raised bound until none is left."""
+    c = G.shape[-1]
+    if len(G) * c**3 <= SMALL_WORK:
+        state.exact(G, err, c)
+        return
+    rayleigh = _rayleigh(G)
+    pending = torch.arange(len(G), device=G.device)
+    while len(pending):
+        state.witness(rayleigh[pending] * (1 - 4 * c * EPS64) - err[pending])
+        order = rayleigh[pending].argsort(descending=True)
+        best, pending = pending[order[:1]], pending[order[1:]]
+        state.exact(G[best], err[best], c)
+        if not len(pending):
+            return
+        target2 = (1 + rtol) ** 2 * state.lower2
+        if c == 1:
+            passed = G[pending, 0, 0].real + err[pending] <= target2
+        elif len(pending) == len(G) - 1:  # the first round: factor all (the decomposed one too) without a gather
+            passed = _certify(G, None, err, frob2, target2, dtype)[pending]
+        else:
+            passed = _certify(G, pending, err[pending], frob2[pending], target2, dtype)
+        if bool(passed.any()):
+            state.upper2 = max(state.upper2, target2)
+            state.certified += int(passed.sum())
+        pending = pending[~passed]
+        if len(pending) <= 1:
+            state.exact(G[pending], err[pending], c)
+            return
+        rayleigh[pending] = _rayleigh(G[pending], steps=POWER_STEPS)
 
 
 def certified_circular_norm(kernel: Tensor, size: tuple[int, ...], stride: tuple[int, ...],
@@ -164,9 +222,11 @@ def certified_circular_norm(kernel: Tensor, size: tuple[int, ...], stride: tuple
             """Gram matrices ``(k, c, c)`` of the flat (frequency, group) pairs ``index``."""
             nonlocal autocorrelation
             f, grp = index // g, index % g
-            cost_taps = 4 * len(index) * c * c * n_bins + (0 if autocorrelation is not None else
-                                                          g * (T * max(m, c_in_g)) ** 2 * min(m, c_in_g))
-            cost_direct = 4 * len(index) * (m * n * T + c * c * max(m, n))
+            # real multiply-adds: the bins' real taps times complex phases; the transfer matrices likewise,
+            # then one complex product (four real ones) per Gram matrix
+            cost_taps = 2 * len(index) * g * c * c * n_bins + (0 if autocorrelation is not None else
+                                                              g * (T * max(m, c_in_g)) ** 2 * min(m, c_in_g))
+            cost_direct = 2 * len(index) * g * m * n * T + 4 * len(index) * g * c * c * max(m, n)
             if cost_taps < cost_direct and taps_memory <= max_bytes:
                 if autocorrelation is None:
                     autocorrelation = autocorrelation_taps(W, ksize, r, S, side)
@@ -174,7 +234,8 @@ def certified_circular_norm(kernel: Tensor, size: tuple[int, ...], stride: tuple
             else:
                 K = transfers_at(W, freqs[f], size, ksize, dilation, r, S)
                 G = grams_direct(K, side)
-            return G[torch.arange(len(index), device=device), grp], error[grp], frob2.reshape(-1)[index]
+            G = G[:, 0] if g == 1 else G[torch.arange(len(index), device=device), grp]
+            return G, error[grp], frob2.reshape(-1)[index]
 
         flat = frob2.reshape(-1)
         top = flat.argmax().reshape(1)
@@ -185,24 +246,10 @@ def certified_circular_norm(kernel: Tensor, size: tuple[int, ...], stride: tuple
         state.upper2 = max(state.upper2, float(flat[flat <= state.lower2].max()) if pruned > 0 else 0.0)
         keep = keep[flat[keep].argsort(descending=True)]
         dtype = _cholesky_dtype(c, rtol)
-        chunk = max(1, max_bytes // (16 * c * c * 3))
+        chunk = max(1, max_bytes // (16 * c * c * (g + 2)))
         for start in range(0, len(keep), chunk):
             index = keep[start : start + chunk]
-            G, err, f2 = grams(index)
-            rayleigh = _power_ranking(G, POWER_STEPS)
-            witness = rayleigh * (1 - 4 * c * EPS64) - err
-            state.lower2 = max(state.lower2, float(witness.max()))
-            best = rayleigh.topk(min(PROBES, len(index))).indices
-            state.exact(G[best], err[best], c)
-            rest = torch.ones(len(index), dtype=torch.bool, device=device)
-            rest[best] = False
-            G, err, f2 = G[rest], err[rest], f2[rest]
-            target2 = (1 + rtol) ** 2 * state.lower2
-            passed = _certify(G, err, f2, target2, dtype) if c > 1 else (G[:, 0, 0].real + err <= target2)
-            if bool(passed.any()):
-                state.upper2 = max(state.upper2, target2)
-                state.certified += int(passed.sum())
-            state.exact(G[~passed], err[~passed], c)
+            _settle(state, *grams(index), rtol, dtype)
     lower = math.sqrt(max(state.lower2, 0.0))
     upper = math.sqrt(max(state.upper2, state.lower2, 0.0))
     return CertifiedNorm(lower, upper, B * g, pruned, state.certified, state.decomposed)

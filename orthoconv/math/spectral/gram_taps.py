@@ -107,19 +107,25 @@ def autocorrelation_taps(W: Tensor, kernel_size, r: Tensor, S: int, side: str) -
 def grams_from_taps(A: Tensor, freqs: Tensor, size, kernel_size, dilation, side: str) -> Tensor:
     """``G(u) = sum_D A_D phi_D(u)`` (rows) or ``sum_D B_D conj phi_D(u)`` (columns): ``(B, g, c, c)``."""
     offsets = tuple(d * torch.arange(-(k - 1), k, device=A.device) for k, d in zip(kernel_size, dilation))
-    Psi = phases(freqs, size, offsets)
+    Psi = torch.view_as_real(phases(freqs, size, offsets))  # (B, bins, 2)
     if side == "columns":
-        Psi = Psi.conj()
-    return torch.einsum("bj,gjxy->bgxy", Psi, A.to(Psi.dtype))
+        Psi = Psi * torch.tensor([1.0, -1.0], dtype=Psi.dtype, device=Psi.device)
+    g, n_bins, c, _ = A.shape
+    taps = A.permute(1, 0, 2, 3).reshape(n_bins, -1)  # real taps: real products, no complex copy
+    return torch.view_as_complex(torch.einsum("jx,bjr->bxr", taps, Psi)).reshape(-1, g, c, c)
 
 
 def transfers_at(W: Tensor, freqs: Tensor, size, kernel_size, dilation, r: Tensor, S: int) -> Tensor:
     """The transfer matrices ``(B, g, c_out / g, (c_in / g) S)`` at a list of frequencies (columns ordered
-    ``(c, residue)`` as :func:`.transfer.polyphase_transfer`)."""
-    Phi = phases(freqs, size, tap_offsets(kernel_size, dilation, W.device))
-    R = torch.nn.functional.one_hot(r, S).to(Phi.dtype)
-    K = torch.einsum("bt,gtoc,ts->bgocs", Phi, W.to(Phi.dtype), R)
-    return K.reshape(*K.shape[:3], -1)
+    ``(c, residue)`` as :func:`.transfer.polyphase_transfer`): the phases of each residue's taps times the
+    real taps, as real products."""
+    g, T, m, c_in_g = W.shape
+    Phi = phases(freqs, size, tap_offsets(kernel_size, dilation, W.device))  # (B, T)
+    R = torch.nn.functional.one_hot(r, S).to(W.dtype)  # (T, S)
+    PhiR = torch.view_as_real(Phi)[:, :, None, :] * R[None, :, :, None]  # (B, T, S, 2)
+    taps = W.permute(1, 0, 2, 3).reshape(T, -1)  # (T, g m c)
+    K = torch.view_as_complex(torch.einsum("tx,btsr->bxsr", taps, PhiR).contiguous())  # (B, g m c, S)
+    return K.reshape(-1, g, m, c_in_g * S)
 
 
 def grams_direct(K: Tensor, side: str) -> Tensor:
