@@ -55,7 +55,7 @@ from .transfer import DEFAULT_CHUNK_BYTES, frequency_grid
 
 EPS32 = 2.0**-24
 POWER_STEPS = 4
-SMALL_WORK = 2**21  # below about this many c^3 flops a block is decomposed whole
+SMALL_WORK = 2**16  # below about this many c^3 flops a block is decomposed whole (overheads dominate)
 
 
 @dataclass(frozen=True)
@@ -153,8 +153,8 @@ def _rayleigh(G: Tensor, steps: int = 1) -> Tensor:
 
 
 def _settle(state: _State, G: Tensor, err: Tensor, frob2: Tensor, rtol: float, dtype: torch.dtype) -> None:
-    """Certify or decompose every Gram matrix of a block: decompose the one of largest Rayleigh quotient,
-    certify the others at ``(1 + rtol)`` times the best lower bound, and repeat on the failures (ranked
+    """Certify or decompose every Gram matrix of a block: decompose those of largest Rayleigh quotient (one,
+    or up to 8 small ones), certify the others at ``(1 + rtol)`` times the best lower bound, and repeat on the failures (ranked
     again by three power steps) with the raised bound until none is left."""
     c = G.shape[-1]
     if len(G) * c**3 <= SMALL_WORK:
@@ -162,17 +162,18 @@ def _settle(state: _State, G: Tensor, err: Tensor, frob2: Tensor, rtol: float, d
         return
     rayleigh = _rayleigh(G)
     pending = torch.arange(len(G), device=G.device)
+    probes = max(1, min(8, 2**12 // c**2))  # small matrices: decompositions are cheap next to a round
     while len(pending):
         state.witness(rayleigh[pending] * (1 - 4 * c * EPS64) - err[pending])
         order = rayleigh[pending].argsort(descending=True)
-        best, pending = pending[order[:1]], pending[order[1:]]
+        best, pending = pending[order[:probes]], pending[order[probes:]]
         state.exact(G[best], err[best], c)
         if not len(pending):
             return
         target2 = (1 + rtol) ** 2 * state.lower2
         if c == 1:
             passed = G[pending, 0, 0].real + err[pending] <= target2
-        elif len(pending) == len(G) - 1:  # the first round: factor all (the decomposed one too) without a gather
+        elif len(pending) == len(G) - len(best):  # the first round: factor all (the decomposed too) without a gather
             passed = _certify(G, None, err, frob2, target2, dtype)[pending]
         else:
             passed = _certify(G, pending, err[pending], frob2[pending], target2, dtype)
@@ -180,7 +181,7 @@ def _settle(state: _State, G: Tensor, err: Tensor, frob2: Tensor, rtol: float, d
             state.upper2 = max(state.upper2, target2)
             state.certified += int(passed.sum())
         pending = pending[~passed]
-        if len(pending) <= 1:
+        if len(pending) <= probes:
             state.exact(G[pending], err[pending], c)
             return
         rayleigh[pending] = _rayleigh(G[pending], steps=POWER_STEPS)
