@@ -150,6 +150,9 @@ def test_low_precision_kernels_are_promoted(dtype):
     sigma = conv_singular_values(kernel, (5, 4), stride=(1, 2))
     assert sigma.dtype == F64
     assert torch.equal(sigma, conv_singular_values(kernel.double(), (5, 4), stride=(1, 2)))
+    promoted = kernel.float()  # the 4-D helpers promote to float32 at least
+    assert torch.equal(dense_operator(kernel, (3, 3)), dense_operator(promoted, (3, 3)))
+    assert orthogonality_certificate(kernel, (3, 3)) == orthogonality_certificate(promoted, (3, 3))
 
 
 @given(shape=conv_shapes(max_side=6), seed=st.integers(0, 2**16), padding=st.sampled_from(["circular", "zeros"]))

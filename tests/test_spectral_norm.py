@@ -95,7 +95,11 @@ def test_gram_taps_give_the_gram_matrices(side, case):
     A = gram_taps.autocorrelation_taps(W, ksize, r, S, side)
     G = gram_taps.grams_from_taps(A, freqs, size, ksize, dilation, side)
     scale = float(gram_taps.tap_norm_sum(W).max()) ** 2
-    assert torch.allclose(G, gram_taps.grams_direct(K, side), atol=1e-12 * scale, rtol=0)
+    direct = gram_taps.grams_direct(K, side)
+    assert torch.allclose(G, direct, atol=1e-12 * scale, rtol=0)
+    gram_frobenius = gram_taps.gram_frobenius(A, freqs, size, ksize, dilation)  # a bound, tight to rounding
+    assert bool((gram_frobenius >= torch.linalg.matrix_norm(direct)).all())
+    assert torch.allclose(gram_frobenius, torch.linalg.matrix_norm(direct), atol=1e-6 * scale, rtol=0)
     same = (r[:, None] == r[None, :]).to(F64)
     frob2 = gram_taps.frobenius_squares(W, same, freqs, size, gram_taps.tap_offsets(ksize, dilation, "cpu"))
     assert torch.allclose(frob2, torch.linalg.matrix_norm(K).square(), atol=1e-12 * scale, rtol=0)

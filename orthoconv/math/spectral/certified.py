@@ -6,7 +6,9 @@ The norm is ``max_u sigma_1(K(u))`` over the frequencies (and groups). The metho
    ``T x T`` quadratic form in the taps' inner products (:func:`.gram_taps.frobenius_squares`). The
    frequency with the largest Frobenius norm is decomposed exactly (its largest Gram eigenvalue is a
    lower bound ``L``); every frequency whose Frobenius bound is below ``L`` cannot hold the maximum.
-   Kernels with a dominant band (smooth filters) keep a handful of frequencies here.
+   Where the autocorrelation taps are cheap next to the spectrum, the tighter Schatten-4 bound
+   ``sigma_1^2 <= ||G(u)||_F`` (again a quadratic form, :func:`.gram_taps.gram_frobenius`) prunes more.
+   Kernels with a dominant band (smooth filters) keep a small fraction of the frequencies here.
 2. **Rank** the rest: their Gram matrices ``G(u)`` (``c x c`` on the smaller side, built from the
    autocorrelation taps or from the transfer matrices, whichever costs less) and one batched power
    iteration step from each matrix's column of largest diagonal; each Rayleigh quotient ``v^H G v / v^H v = ||K v||^2 / ||v||^2`` is a singular value
@@ -41,6 +43,7 @@ from .gram_taps import (
     autocorrelation_taps,
     frequency_list,
     frobenius_squares,
+    gram_frobenius,
     gram_error_bound,
     gram_side,
     grams_direct,
@@ -245,6 +248,15 @@ def certified_circular_norm(kernel: Tensor, size: tuple[int, ...], stride: tuple
         keep = keep[keep != top[0]]
         pruned = B * g - len(keep) - 1
         state.upper2 = max(state.upper2, float(flat[flat <= state.lower2].max()) if pruned > 0 else 0.0)
+        # A Schatten-4 bound prunes further where the autocorrelation taps cost little next to the spectrum
+        if len(keep) and taps_memory <= max_bytes and g * (T * max(m, c_in_g)) ** 2 * min(m, c_in_g) <= B * g * c**3 // 5:
+            autocorrelation = autocorrelation_taps(W, ksize, r, S, side)
+            bound2 = gram_frobenius(autocorrelation, freqs, size, ksize, dilation).reshape(-1)[keep] + error[keep % g]
+            low = bound2 <= state.lower2
+            if bool(low.any()):
+                state.upper2 = max(state.upper2, float(bound2[low].max()))
+                pruned += int(low.sum())
+                keep = keep[~low]
         keep = keep[flat[keep].argsort(descending=True)]
         dtype = _cholesky_dtype(c, rtol)
         chunk = max(1, max_bytes // (16 * c * c * (g + 2)))

@@ -32,13 +32,15 @@ def frequency_list(rows: tuple[Tensor, ...]) -> Tensor:
 def phases(freqs: Tensor, size: tuple[int, ...], offsets: tuple[Tensor, ...]) -> Tensor:
     """``exp(-2 pi i sum_d u_d o_d / N_d)`` for every frequency ``u`` (rows of ``freqs``) and every
     multi-offset ``o`` of the grid ``offsets[0] x ... x offsets[D-1]`` (row-major): ``(B, prod len)``.
-    Each product ``u_d o_d`` is reduced modulo ``N_d`` in integers, so the angle is exact to rounding."""
-    turns = None
+    Per dimension a table of ``N_d x len(o_d)`` phases, each from the integer ``u o mod N`` (exact to one
+    rounding), gathered and multiplied across dimensions (a few ulps in all)."""
+    out = None
     for d, (n, o) in enumerate(zip(size, offsets)):
-        part = torch.remainder(freqs[:, d : d + 1] * o[None, :], n).to(torch.float64) / n
-        turns = part if turns is None else (turns[:, :, None] + part[:, None, :]).reshape(freqs.shape[0], -1)
-    angle = -2 * math.pi * torch.remainder(turns, 1.0)
-    return torch.polar(torch.ones_like(angle), angle)
+        u = torch.arange(n, device=freqs.device)
+        angle = (-2 * math.pi / n) * torch.remainder(u[:, None] * o[None, :], n).to(torch.float64)
+        part = torch.polar(torch.ones_like(angle), angle)[freqs[:, d]]
+        out = part if out is None else (out[:, :, None] * part[:, None, :]).reshape(freqs.shape[0], -1)
+    return out
 
 
 def tap_offsets(kernel_size, dilation, device) -> tuple[Tensor, ...]:
@@ -113,6 +115,18 @@ def grams_from_taps(A: Tensor, freqs: Tensor, size, kernel_size, dilation, side:
     g, n_bins, c, _ = A.shape
     taps = A.permute(1, 0, 2, 3).reshape(n_bins, -1)  # real taps: real products, no complex copy
     return torch.view_as_complex(torch.einsum("jx,bjr->bxr", taps, Psi)).reshape(-1, g, c, c)
+
+
+def gram_frobenius(A: Tensor, freqs: Tensor, size, kernel_size, dilation) -> Tensor:
+    """Upper bounds on ``||G(u)||_F >= lambda_max(G(u)) = sigma_1(K(u))^2`` for every frequency and group,
+    ``(B, g)``: ``||G(u)||_F^2 = psi^H Q psi`` with ``Q[D, D'] = <A_D, A_D'>`` (either side: the phases'
+    conjugation leaves the real form unchanged), plus the form's rounding bound."""
+    offsets = tuple(d * torch.arange(-(k - 1), k, device=A.device) for k, d in zip(kernel_size, dilation))
+    Psi = phases(freqs, size, offsets)
+    Q = torch.einsum("gdxy,gexy->gde", A, A)
+    q = torch.einsum("bd,gde,be->bg", Psi.conj(), Q.to(Psi.dtype), Psi).real
+    rounding = 2 * (A.shape[1] ** 2 + A.shape[-1] + 16) * EPS64 * torch.linalg.matrix_norm(A).sum(1) ** 2
+    return (q + rounding[None, :]).clamp_min(0).sqrt()
 
 
 def transfers_at(W: Tensor, freqs: Tensor, size, kernel_size, dilation, r: Tensor, S: int) -> Tensor:
