@@ -72,6 +72,38 @@ def test_certified_method_prunes_smooth_kernels_and_certifies_gaussian_ones():
     assert kinds["gaussian"].decomposed < 0.1 * frequencies
 
 
+@pytest.mark.parametrize("k", [1, 3])
+def test_rank_one_transfer_matrices_give_the_exact_norm_from_below(k):
+    """``W[:, :, p, q] = f[p, q] u v^T``: every Gram matrix is rank one, so the ranking step's Rayleigh
+    quotient is its exact eigenvalue (k = 1: all frequencies tie and none can be pruned), and the lower
+    end must still not exceed the exact norm (an overstated witness would)."""
+    g = torch.Generator().manual_seed(0)
+    u, v, f = (torch.randn(n, generator=g, dtype=F64) for n in (16, 16, k * k))
+    kernel = ((u[:, None] * v[None, :])[:, :, None] * f[None, None, :]).reshape(16, 16, k, k)
+    exact = float(conv_singular_values(kernel, (16, 16)).max())
+    norm = conv_spectral_norm(kernel, (16, 16), rtol=1e-3)
+    assert norm.lower <= exact <= norm.upper <= 1.001 * norm.lower * (1 + 1e-12)
+    assert norm.lower == pytest.approx(exact, rel=1e-12)
+
+
+@pytest.mark.parametrize("rtol", [1e-3, 1e-6])
+def test_the_largest_frobenius_norm_need_not_hold_the_maximum(rtol):
+    """``K(w) = a u u^T (1 + e^-iw) + s I (1 - e^-iw)`` (unit ``u``): eigenvalues ``|(a + s) + (a - s) e^-iw|``
+    on ``u`` and ``|s (1 - e^-iw)|`` elsewhere, so with ``a = 1.02 s`` the norm ``2a`` sits at ``w = 0`` (rank
+    one there, its Schatten-4 bound tight), while ``w = pi`` (``2s I``) has the largest Frobenius norm:
+    only a sound prune keeps ``w = 0``."""
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(16, generator=g, dtype=F64)
+    u = u / torch.linalg.vector_norm(u)
+    a, s = 1.02, 1.0
+    outer, eye = a * u[:, None] * u[None, :], s * torch.eye(16, dtype=F64)
+    kernel = torch.stack([outer + eye, outer - eye], dim=-1)
+    exact = float(conv_singular_values(kernel, (64,)).max())
+    assert exact == pytest.approx(2 * a, rel=1e-12)
+    norm = conv_spectral_norm(kernel, (64,), rtol=rtol)
+    assert norm.lower <= exact <= norm.upper <= (1 + rtol) * norm.lower * (1 + 1e-12)
+
+
 def test_zero_kernel_has_norm_zero():
     norm = conv_spectral_norm(torch.zeros(2, 3, 3, 3, dtype=F64), (4, 4), rtol=1e-3)
     assert (norm.lower, norm.upper) == (0.0, 0.0)

@@ -247,16 +247,13 @@ def certified_circular_norm(kernel: Tensor, size: tuple[int, ...], stride: tuple
         keep = (flat > state.lower2).nonzero().squeeze(1)
         keep = keep[keep != top[0]]
         pruned = B * g - len(keep) - 1
-        state.upper2 = max(state.upper2, float(flat[flat <= state.lower2].max()) if pruned > 0 else 0.0)
         # A Schatten-4 bound prunes further where the autocorrelation taps cost little next to the spectrum
         if len(keep) and taps_memory <= max_bytes and g * (T * max(m, c_in_g)) ** 2 * min(m, c_in_g) <= B * g * c**3 // 5:
             autocorrelation = autocorrelation_taps(W, ksize, r, S, side)
             bound2 = gram_frobenius(autocorrelation, freqs, size, ksize, dilation).reshape(-1)[keep] + error[keep % g]
             low = bound2 <= state.lower2
-            if bool(low.any()):
-                state.upper2 = max(state.upper2, float(bound2[low].max()))
-                pruned += int(low.sum())
-                keep = keep[~low]
+            pruned += int(low.sum())
+            keep = keep[~low]
         keep = keep[flat[keep].argsort(descending=True)]
         dtype = _cholesky_dtype(c, rtol)
         chunk = max(1, max_bytes // (16 * c * c * (g + 2)))
@@ -264,5 +261,5 @@ def certified_circular_norm(kernel: Tensor, size: tuple[int, ...], stride: tuple
             index = keep[start : start + chunk]
             _settle(state, *grams(index), rtol, dtype)
     lower = math.sqrt(max(state.lower2, 0.0))
-    upper = math.sqrt(max(state.upper2, state.lower2, 0.0))
+    upper = math.sqrt(max(state.upper2, state.lower2, 0.0))  # pruned frequencies' bounds are below lower2
     return CertifiedNorm(lower, upper, B * g, pruned, state.certified, state.decomposed)
