@@ -14,7 +14,7 @@ EXPERIMENTS = {
     "svcm-rounds": "orthoconv.analysis.svcm_rounds",
 }
 BENCHMARKS = {"core": "orthoconv.analysis.bench", "bounds": "orthoconv.analysis.bench_bounds",
-              "verify": "orthoconv.analysis.bench_verify"}
+              "verify": "orthoconv.analysis.bench_verify", "spectrum": "orthoconv.analysis.bench_spectrum"}
 PROOFS = "orthoconv.proofs.cli"
 
 

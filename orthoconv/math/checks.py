@@ -45,19 +45,19 @@ def image_size(input_size, name: str = "input_size") -> tuple[int, int]:
     return H, W
 
 
-def check_kernel(kernel: Tensor) -> None:
-    """Raise unless ``kernel`` is a finite, real, 4-D ``(c_out, c_in, kh, kw)`` tensor (finiteness needs
-    the data: not checked on the ``meta`` device, nor while ``torch.compile`` traces a graph)."""
+def check_kernel(kernel: Tensor) -> Tensor:
+    """Raise unless ``kernel`` is a finite, real, 4-D ``(c_out, c_in, kh, kw)`` tensor; return it, promoted to
+    float32 when it is float16 or bfloat16 (LAPACK and the FFT have no half-precision kernels, and every
+    half value is exact in float32)."""
     if not isinstance(kernel, Tensor):
         raise TypeError(f"kernel must be a torch.Tensor, got {type(kernel).__name__}")
     if kernel.dim() != 4:
         raise ValueError(f"kernel must be 4-D (c_out, c_in, kh, kw), got shape {tuple(kernel.shape)}")
     if not kernel.is_floating_point():
         raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
-    if kernel.device.type == "meta" or torch.compiler.is_compiling():
-        return
-    if not bool(torch.isfinite(kernel).all()):
+    if kernel.device.type != "meta" and not torch.compiler.is_compiling() and not bool(torch.isfinite(kernel).all()):
         raise ValueError("kernel has non-finite entries (nan or inf)")
+    return kernel.float() if kernel.dtype in (torch.float16, torch.bfloat16) else kernel
 
 
 def check_input_size(input_size) -> tuple[int, int]:
