@@ -112,7 +112,7 @@ def test_every_singular_value_of_every_configuration(dims, kind, data):
     spectrum = module_spectrum(module, size)
     assert spectrum.exact
     if kind == "circular-grid":
-        assert spectrum.method in ("fft", "polyphase-fft")
+        assert spectrum.method in ("fft", "polyphase-fft", "pointwise-svd")
     assert spectrum.sigma_max == pytest.approx(reference[0], rel=1e-10, abs=1e-12)
     assert spectrum.sigma_min == pytest.approx(reference[-1], rel=1e-9, abs=1e-10 * reference[0])
     assert spectrum.input_shape == input_shape(module, size)
@@ -145,7 +145,7 @@ def test_enclosure_contains_the_norm_of_every_configuration(dims, kind, data):
     reference = truth(module, input_shape(module, size))[0]
     spectrum = module_spectrum(module, size, exact_limit=0)
     if spectrum.exact:
-        assert spectrum.method in ("fft", "polyphase-fft")
+        assert spectrum.method in ("fft", "polyphase-fft", "pointwise-svd")
         assert spectrum.sigma_max == pytest.approx(reference, rel=1e-10, abs=1e-12)
     else:
         assert spectrum.sigma_min == 0.0
@@ -178,7 +178,7 @@ def test_issue_table_configurations_on_8x8(options, seed):
     assert spectrum.sigma_min == pytest.approx(reference[-1], rel=1e-9, abs=1e-12)
     assert_spectrum_close(module_singular_values(module, (8, 8)).numpy(), reference)
     if options.get("padding_mode") == "circular":
-        assert spectrum.method in ("fft", "polyphase-fft")
+        assert spectrum.method in ("fft", "polyphase-fft", "pointwise-svd")
         grouped = options.get("groups", 1) > 1
         plain = spectral_norm_ignoring(module) if grouped else None
         if plain is not None:
@@ -265,3 +265,26 @@ def test_sizes_the_module_cannot_run_on_are_refused(module, size, match):
 def test_other_modules_are_refused_by_type():
     with pytest.raises(TypeError, match="Linear"):
         module_spectrum(nn.Linear(3, 3), (3,))
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("transposed", [False, True])
+@settings(max_examples=10)
+@given(data=st.data())
+def test_pointwise_convolutions_take_one_small_svd_at_any_size(dims, transposed, data):
+    """1x1 kernels without padding (ResNet's projections): the singular values of the weight's groups, once per
+    output pixel, then zeros; exact at sizes far beyond the dense limit."""
+    groups = data.draw(st.integers(1, 3))
+    c_in, c_out = groups * data.draw(st.integers(1, 3)), groups * data.draw(st.integers(1, 3))
+    stride = tuple(data.draw(st.integers(1, 3)) for _ in range(dims))
+    size = tuple(data.draw(st.integers(1, {1: 9, 2: 5, 3: 3}[dims])) for _ in range(dims))
+    if transposed:
+        output_padding = tuple(data.draw(st.integers(0, s - 1)) for s in stride)
+        module = TRANSPOSED[dims](c_in, c_out, 1, stride, 0, output_padding, groups, dtype=torch.float64)
+    else:
+        module = CONV[dims](c_in, c_out, 1, stride, groups=groups, dtype=torch.float64)
+    seeded(module, data.draw(st.integers(0, 2**16)))
+    spectrum = module_spectrum(module, size, exact_limit=0)
+    assert spectrum.exact and spectrum.method == "pointwise-svd"
+    assert_spectrum_close(module_singular_values(module, size, exact_limit=0).numpy(),
+                          truth(module, input_shape(module, size)))

@@ -127,15 +127,3 @@ def test_activation_constants_bound_the_derivative_and_are_reached(module):
 
 def test_gelu_constant_is_the_closed_form():
     assert GELU_LIPSCHITZ == pytest.approx(1.1289041, abs=1e-7)
-
-
-@pytest.mark.parametrize("conv, size", [(nn.Conv2d(4, 6, 1, stride=2, groups=2, dtype=F64), (5, 6)),
-                                        (nn.Conv2d(8, 2, 1, stride=2, dtype=F64), (4, 4)),
-                                        (nn.Conv2d(2, 8, 1, stride=(1, 2), dtype=F64), (3, 4))])
-def test_module_spectrum_of_pointwise_convolutions_matches_the_dense_operator(conv, size):
-    from orthoconv.verify.spectra import module_spectrum
-
-    fast, dense_spectrum = module_spectrum(conv, size, exact_limit=0), module_spectrum(conv, size, exact_limit=10**6)
-    assert fast.exact and dense_spectrum.method == "dense"
-    assert fast.sigma_max == pytest.approx(dense_spectrum.sigma_max, rel=1e-12)
-    assert fast.sigma_min == pytest.approx(dense_spectrum.sigma_min, rel=1e-9, abs=1e-12)

@@ -18,8 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from ..io import format_table, progress
-from .graph import Composition, LayerCall, compose
 from .empirical import lipschitz_lower_bound
+from .graph import Composition, LayerCall, compose
 from .orthogonality import orthogonality_verdict
 
 TABLE_COLUMNS = ["name", "type", "input", "config", "sigma_min", "sigma_max", "exact", "tol", "verdict"]

@@ -27,10 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import GroupSort, InvertibleDownsampling, KernelConv2d, OrthogonalLinear, StridedBCOP
+from ..math.spectral import module_spectrum
+from ..nn import (
+    GroupSort,
+    InvertibleDownsampling,
+    KernelConv2d,
+    OrthogonalLinear,
+    StridedBCOP,
+)
 from .orthogonality import default_tolerance
 from .pooling import avg_pool_singular_range, max_pool_lipschitz
-from .spectra import module_spectrum
 
 GELU_LIPSCHITZ = 0.5 * (1 + math.erf(1.0)) + math.sqrt(2) * math.exp(-1.0) / math.sqrt(2 * math.pi)
 _ONE_LIPSCHITZ = (nn.ReLU, nn.ReLU6, nn.Tanh, nn.Hardtanh, nn.Softsign, nn.Softplus, nn.CELU, nn.Tanhshrink,

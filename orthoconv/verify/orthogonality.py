@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from .spectra import conv_singular_values, module_spectrum
+from ..math.spectral import conv_singular_values, module_spectrum
 
 NON_FINITE = "non-finite"
 UNDECIDED = "undecided"

@@ -22,9 +22,14 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
+from ..math.spectral import conv_singular_values, module_spectrum
 from .checkpoint import orthoconv_layers
-from .orthogonality import NON_FINITE, default_tolerance, isometry_kind, orthogonality_verdict
-from .spectra import conv_singular_values, module_spectrum
+from .orthogonality import (
+    NON_FINITE,
+    default_tolerance,
+    isometry_kind,
+    orthogonality_verdict,
+)
 
 ASSUMPTIONS = ("stride 1", "groups 1", "dilation 1", "circular padding")
 _TRANSPOSED_NAME = re.compile(r"(transpose|deconv|convt|conv_t|upconv|up_conv)", re.IGNORECASE)

@@ -131,6 +131,24 @@ def _describe(op: ConvOperator) -> list[str]:
     return notes
 
 
+def pointwise_singular_values(op: ConvOperator) -> Tensor | None:
+    """Every singular value of a convolution with a ``1 x ... x 1`` kernel and no padding, or ``None``.
+
+    Output pixel ``i`` reads input pixel ``s i`` alone, distinct for distinct ``i``, so the map is the
+    block-diagonal ``W`` (one block per group) on each of the ``L`` kept pixels and zero on the others:
+    its singular values are ``W``'s, each ``L`` times, then zeros up to ``min(rows, columns)``. The
+    same holds for the adjoint (a transposed convolution). Exact, one small SVD whatever the image.
+    """
+    if any(k != 1 for k in op.kernel.shape[2:]) or any(b or a for b, a in op.padding):
+        return None
+    w = op.kernel.detach().to(torch.float64).flatten(1)
+    blocks = w.view(op.groups, -1, w.shape[1])
+    sigma = torch.linalg.svdvals(blocks).reshape(-1).repeat(math.prod(op.output_size))
+    (c_in, *n), (c_out, *m) = op.forward_shapes
+    total = min(c_in * math.prod(n), c_out * math.prod(m))
+    return torch.cat([sigma, sigma.new_zeros(total - sigma.numel())]).sort(descending=True).values
+
+
 def _spectrum(module: nn.Module, input_size, exact_limit: int | None, rtol, n_iter: int, enclose: bool = True):
     """``(singular values or None, ConvSpectrum)`` for :func:`module_spectrum` and :func:`module_singular_values`
     (``enclose=False``: ``ValueError`` instead of an enclosure)."""
@@ -151,7 +169,10 @@ def _spectrum(module: nn.Module, input_size, exact_limit: int | None, rtol, n_it
                                    "dense (module forward)", notes, shape, out)
     notes = tuple(_describe(op))
     out_shape = op.output_shape
-    if op.circular_exact:
+    pointwise = pointwise_singular_values(op)
+    if pointwise is not None:
+        sigma, method = pointwise, "pointwise-svd"
+    elif op.circular_exact:
         sigma = conv_singular_values(op.kernel, op.input_size, op.stride, op.groups, op.dilation).reshape(-1)
         method = "fft" if all(s == 1 for s in op.stride) else "polyphase-fft"
     elif max(math.prod(op.input_shape), math.prod(out_shape)) <= limit:
