@@ -159,7 +159,7 @@ def estimate_w1(
     parameter = _parameter(critic)
     device, dtype = parameter.device, parameter.dtype
     train_p, train_q = x_p.to(device, dtype), x_q.to(device, dtype)
-    critic_lipschitz(critic, x_p.shape[1:])  # a critic that cannot be certified fails before training
+    critic_lipschitz(copy.deepcopy(critic).eval(), x_p.shape[1:])  # an uncertifiable critic fails before training
     start = time.perf_counter()
     history: list[dict] = []
     logged = _log_steps(steps, min(log_points, steps))
@@ -171,7 +171,9 @@ def estimate_w1(
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    rng_devices = [device] if device.type == "cuda" else []
+    rng_devices = []
+    if device.type == "cuda":
+        rng_devices = [torch.cuda.current_device() if device.index is None else device.index]
     with torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(seed)
         log(0)
