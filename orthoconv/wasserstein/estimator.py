@@ -6,11 +6,10 @@ A critic ``f`` with a certified Lipschitz bound ``L`` gives ``f / L``, which is 
 
     estimate = (mean_i f(x_p[i]) - mean_j f(x_q[j])) / L  <=  W1(P_n, Q_m)
 
-on the samples it is evaluated on, whatever the training did (Arjovsky et al. 2017 train the critic;
-Li et al. 2019, Sec. 6, use orthogonal critics so that ``L = 1`` is not an assumption but close to a
-fact). Here ``L`` is measured on the trained weights (:func:`orthoconv.wasserstein.critic_lipschitz`)
-and the value is computed in float64 on a float64 copy of the critic, the same weights the bound
-is measured on.
+on the samples it is evaluated on, whatever the training did (Arjovsky et al. 2017 train such a
+critic; Li et al. 2019, Sec. 6, make it orthogonal so that its gradient norm is 1). ``L`` is never
+assumed: it is measured on the trained weights (:func:`orthoconv.wasserstein.critic_lipschitz`), and the
+value is computed in float64 on a float64 copy of the critic, the same weights the bound is measured on.
 """
 
 from __future__ import annotations
@@ -53,9 +52,6 @@ class W1Estimate:
     lr: float
     seed: int
     seconds: float
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def _parameter(critic: nn.Module) -> Tensor:
