@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         except MissingDataError as error:
             return fail(parser.prog, f"{error} (or run only --problems a-gauss,b-square)")
     torch.set_num_threads(1)
+    mode = QUICK if args.quick else FULL
+    args.steps, args.seeds = args.steps or mode["steps"], args.seeds or mode["seeds"]  # recorded as run
     metadata = run_metadata(args, args.device)
     jobs = jobs_for(args)
     start = time.perf_counter()
