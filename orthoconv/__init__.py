@@ -7,6 +7,7 @@ The package is organised by role, imports running one way:
 - :mod:`orthoconv.nn`: the layers (:class:`BCOP`, Li et al., NeurIPS 2019, and its peers);
 - :mod:`orthoconv.verify`: measured orthogonality, certified Lipschitz bounds, checkpoints, the report;
 - :mod:`orthoconv.certify`: certified radii of Lipschitz classifiers;
+- :mod:`orthoconv.wasserstein`: Wasserstein-1 estimation with certified critics, against exact answers;
 - :mod:`orthoconv.cli`: the ``orthoconv`` command.
 
 The mathematics modules are also reachable at their historical names (``orthoconv.spectral``,
@@ -17,6 +18,7 @@ The mathematics modules are also reachable at their historical names (``orthocon
 import sys as _sys
 
 from . import certify, math, nn, verify
+from . import wasserstein
 from .certify import certified_accuracy, certified_radii
 from .math import blocks, conv, gram, invariants, orthogonal, spectral
 from .math.blocks import bcop_kernel, block_kernel, compose_kernels, transfer_function
@@ -94,5 +96,6 @@ __all__ = [
     "svcm_project",
     "transfer_function",
     "verify",
+    "wasserstein",
     "zero_padding_norm_bound",
 ]

@@ -12,6 +12,7 @@ EXPERIMENTS = {
     "fit": "orthoconv.analysis.fit",
     "homotopy": "orthoconv.analysis.homotopy",
     "svcm-rounds": "orthoconv.analysis.svcm_rounds",
+    "wasserstein": "orthoconv.analysis.wasserstein",
 }
 BENCHMARKS = {"core": "orthoconv.analysis.bench", "bounds": "orthoconv.analysis.bench_bounds",
               "verify": "orthoconv.analysis.bench_verify", "spectrum": "orthoconv.analysis.bench_spectrum"}
