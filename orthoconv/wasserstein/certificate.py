@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
-from ..verify.lipschitz import lipschitz_bound
+from ..verify.model import check_model
 
 
 def critic_lipschitz(critic: nn.Module, sample_shape: Sequence[int]) -> float:
     """A certified upper bound ``L`` on the Euclidean Lipschitz constant of ``critic`` on samples of
     shape ``sample_shape`` (``(C, H, W)`` images or ``(d,)`` vectors), from the current weights.
 
-    Today: :func:`orthoconv.verify.lipschitz_bound` of the ``nn.Sequential`` (the product of exact FFT
-    norms for the orthogonal convolutions, certified norms for the others, exact matrix norms for linear
-    layers, 1 for GroupSort and permutations); a vector sample is given to it as a ``1 x d`` image,
-    which only matters to layers that need an image. Raises ``TypeError`` for a critic or layer it
-    cannot bound.
+    The upper end of :func:`orthoconv.verify.check_model` on one sample of that shape: exact or certified
+    per-layer norms of the operators the critic really applies, composed along its ``torch.fx`` graph.
+    Raises ``TypeError`` for an operation it cannot bound.
     """
     shape = tuple(int(s) for s in sample_shape)
-    size = shape[-2:] if len(shape) >= 2 else (1, shape[0])
-    return float(lipschitz_bound(critic, size))
+    param = next(iter(critic.parameters()), None)
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.get_default_dtype()
+    device = param.device if param is not None else None
+    return float(check_model(critic, torch.zeros(1, *shape, dtype=dtype, device=device), lower_steps=0).lipschitz_upper)
