@@ -76,17 +76,24 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 
 
 class _Deterministic:
-    """Deterministic algorithms for the duration of a run, restored afterwards."""
+    """On CUDA, deterministic algorithms for the duration of a run (restored afterwards). CPU kernels
+    are deterministic for a fixed thread count already (the resumption test checks it bit for bit),
+    and switching the flag on costs a few seconds of imports."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.active = device.type == "cuda"
 
     def __enter__(self):
-        self.previous = (torch.are_deterministic_algorithms_enabled(),
-                         torch.is_deterministic_algorithms_warn_only_enabled())
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        if self.active:
+            self.previous = (torch.are_deterministic_algorithms_enabled(),
+                             torch.is_deterministic_algorithms_warn_only_enabled())
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
         return self
 
     def __exit__(self, *exc):
-        torch.use_deterministic_algorithms(self.previous[0], warn_only=self.previous[1])
+        if self.active:
+            torch.use_deterministic_algorithms(self.previous[0], warn_only=self.previous[1])
 
 
 def _validate(model: nn.Module, data: Dataset, config: TrainConfig, device) -> dict:
@@ -159,7 +166,7 @@ def train(config: TrainConfig, *, resume: bool = False, log: Callable[[str], Non
     """
     context = setup(config.device)
     try:
-        with _Deterministic():
+        with _Deterministic(context.device):
             return _train(config, context, resume, log, data, on_epoch)
     finally:
         teardown(context)
