@@ -188,3 +188,27 @@ def test_cli_certify_bad_input(tmp_path, capsys):
     save(model, tmp_path / "net.pt")
     assert main(["certify", str(tmp_path / "net.pt")]) == 2
     assert "--dataset" in capsys.readouterr().err
+
+
+def test_robustness_claim_is_reported_whichever_way_it_goes():
+    from orthoconv.analysis.robustness import claim
+
+    rows = [{"layer": "bcop", "cert_1.58": 0.3}, {"layer": "rko", "cert_1.58": 0.2}, {"layer": "ossn", "cert_1.58": 0.31}]
+    verdict = claim(rows)
+    assert verdict["checked"] and not verdict["holds"] and "does not hold" in verdict["text"]
+    rows[2]["cert_1.58"] = 0.1
+    assert claim(rows)["holds"]
+    assert not claim(rows[:2])["checked"]
+
+
+@pytest.mark.slow
+def test_robustness_experiment_quick_run(tmp_path):
+    pytest.importorskip("foolbox")
+    pytest.importorskip("mlxtend")
+    from orthoconv.analysis import robustness
+
+    assert robustness.main(["--quick", "--layers", "bcop", "rko", "ossn", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "robustness.json").read_text())
+    assert [r["layer"] for r in data["rows"]] == ["bcop", "rko", "ossn"]
+    assert all(r["violations"] == 0 and r["L_empirical"] <= r["L_certified"] for r in data["rows"])
+    assert data["claim"]["checked"]

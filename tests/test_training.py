@@ -164,3 +164,11 @@ class _no_exit:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_training_runs_on_each_device(tiny_mnist, tmp_path, device):
+    """On CUDA: bf16 autocast in training, fp32/fp64 evaluation; the saved network loads on the CPU."""
+    summary = train(tiny_config(tiny_mnist, tmp_path, epochs=1, device=device), log=lambda _: None)
+    assert 0 <= summary["test"]["clean"] <= 1
+    assert abs(summary["test"]["lipschitz"] - 1) < 1e-4  # orthogonal Small: exactly 1 up to float32 kernels
+    assert load_network(tmp_path / "model.pt")(torch.rand(2, 1, 28, 28)).shape == (2, 10)

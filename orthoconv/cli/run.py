@@ -12,8 +12,10 @@ EXPERIMENTS = {
     "fit": "orthoconv.analysis.fit",
     "homotopy": "orthoconv.analysis.homotopy",
     "svcm-rounds": "orthoconv.analysis.svcm_rounds",
+    "robustness": "orthoconv.analysis.robustness",
 }
 BENCHMARKS = {"core": "orthoconv.analysis.bench", "bounds": "orthoconv.analysis.bench_bounds"}
+BENCHMARKS["networks"] = "orthoconv.analysis.bench_networks"
 PROOFS = "orthoconv.proofs.cli"
 
 
