@@ -32,8 +32,7 @@ def run(args, extra) -> int:
     from ..networks import load, read_record
     from ..training import default_eps
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     record = read_record(args.checkpoint)
     model = load(args.checkpoint, map_location=args.device)
     settings = _data_settings(record, args)
@@ -112,7 +111,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--dtype", type=types.dtype, default="float64",
                         help="evaluation dtype, float64 (default) or float32")
     parser.add_argument("--device", type=types.device, default="cpu", help="cpu, cuda, ... (default %(default)s)")
-    parser.add_argument("--threads", type=types.positive_int, default=None, help="CPU threads (default: PyTorch's)")
+    parser.add_argument("--threads", type=types.positive_int, default=1, help="CPU threads (default 1, as for train)")
     parser.add_argument("--out", default=None, help="folder for certify.json and radii.png "
                         "(default: beside the checkpoint, certify-SPLIT)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")

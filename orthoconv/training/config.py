@@ -1,10 +1,13 @@
-"""The settings of a training run, with the defaults of the BCOP paper where it has them.
+"""The settings of a training run.
 
-Li et al. 2019 (MNIST, REFERENCES.md): multi-class hinge loss, Adam with learning rate 1e-3 decayed
-by ``gamma = 0.96235`` per epoch, batch 128, MaxMin (GroupSort of size 2), orthogonal linear layers,
-certified accuracy at eps 1.58 (MNIST) and 36/255 (CIFAR-10). The number of epochs is this
-library's: the paper ran 200 on 60,000 images; the default here fits the offline MNIST-5k run into a
-few minutes on two CPU cores (README, "Certified robustness").
+From the BCOP paper (Li et al. 2019, MNIST; REFERENCES.md): Adam with exponential decay
+``gamma = 0.96235`` per epoch, batch 128, MaxMin activations, orthogonal linear layers, certificates
+at eps 0.5 / 1.0 / 1.58 (MNIST) and 36/255 (CIFAR-10). Where the defaults differ, it is because the
+offline training set has 4,000 images (32 steps an epoch instead of the paper's 469) and the default
+run must finish in minutes on two CPU cores; both choices were measured on MNIST-5k (README,
+"Certified robustness"): the learning rate is 3e-3 instead of 1e-3, the loss is the offset
+cross-entropy (Prach & Lampert 2022) instead of the paper's hinge (``loss="hinge"``), aiming at
+radius 1.25 on MNIST-like data (36/255 on CIFAR-10), and 40 epochs instead of 200.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ def default_eps(dataset: str) -> tuple[float, ...]:
     return CIFAR_EPS if dataset == "cifar10" else MNIST_EPS
 
 
-def headline_eps(dataset: str) -> float:
-    """The radius of the BCOP paper's table: 1.58 for MNIST-like data, 36/255 for CIFAR-10."""
-    return CIFAR_EPS[0] if dataset == "cifar10" else MNIST_EPS[-1]
+def default_train_eps(dataset: str) -> float:
+    """The radius the loss aims at by default: 1.25 on MNIST-like data (measured: aiming at 1.58 costs
+    about 2.5 points of clean accuracy on MNIST-5k for 6 more points certified at 1.58), 36/255 on CIFAR-10."""
+    return CIFAR_EPS[0] if dataset == "cifar10" else 1.25
 
 
 @dataclass
@@ -44,12 +48,12 @@ class TrainConfig:
     layer: str = "bcop"
     activation: str = "maxmin"
     normalize: str = "center"
-    loss: str = "hinge"
+    loss: str = "ce"
     train_eps: float | None = None
     temperature: float = 0.25
     epochs: int = 40
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 3e-3
     gamma: float = 0.96235
     seed: int = 0
     select: str = "certified"
@@ -63,7 +67,7 @@ class TrainConfig:
             self.eval_eps = list(default_eps(self.dataset))
         self.eval_eps = [float(e) for e in self.eval_eps]
         if self.train_eps is None:
-            self.train_eps = headline_eps(self.dataset)
+            self.train_eps = default_train_eps(self.dataset)
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
