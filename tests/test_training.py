@@ -172,3 +172,30 @@ def test_training_runs_on_each_device(tiny_mnist, tmp_path, device):
     assert 0 <= summary["test"]["clean"] <= 1
     assert abs(summary["test"]["lipschitz"] - 1) < 1e-4  # orthogonal Small: exactly 1 up to float32 kernels
     assert load_network(tmp_path / "model.pt")(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("argv", [["train", "--help"], ["certify", "--help"], ["bench", "networks", "--help"]])
+def test_help_of_the_new_commands(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: orthoconv {' '.join(argv[:-1])}" in out and "--" in out
+
+
+@pytest.mark.slow
+def test_network_benchmark_quick_run(tmp_path):
+    from orthoconv.analysis import bench_networks
+
+    assert bench_networks.main(["--quick", "--threads", "1", "--json", str(tmp_path / "b.json")]) == 0
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert {r["network"] for r in rows} >= {"conv", "conv+sn", "bcop"}
+    assert [r["ratio_to_conv"] for r in rows if r["network"] == "conv"] == [1.0]
+
+
+def test_a_non_finite_loss_stops_the_run_with_one_line(tiny_mnist, tmp_path, monkeypatch):
+    import orthoconv.training.loop as loop
+
+    monkeypatch.setattr(loop, "summed_loss", lambda *args: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(ValueError, match="not finite; lower --lr"):
+        train(tiny_config(tiny_mnist, tmp_path, epochs=1), log=lambda _: None)

@@ -29,6 +29,7 @@ from ..certify.evaluation import evaluate
 from ..data import Dataset, load
 from ..io import load_average, progress, run_metadata, write_json
 from ..networks import LipschitzNetwork, build, read_record, save
+from ..networks import load as load_network
 from .config import TrainConfig
 from .curves import plot_history
 from .distributed import Context, setup, teardown
@@ -38,6 +39,7 @@ CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 METRICS = "metrics.json"
 CURVES = "curves.png"
+REPORT_EVERY = 10  # batches between progress-bar updates (each one synchronizes the device)
 
 
 def batch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -113,10 +115,10 @@ def _train_epoch(net: nn.Module, data: Dataset, optimizer, config: TrainConfig, 
     order = batch_order(len(train), config.seed, epoch).to(train.images.device)
     n_batches = math.ceil(len(order) / config.batch_size)
     bar = progress(total=n_batches, label=f"epoch {epoch + 1}/{config.epochs}", enabled=None if context.is_main else False)
-    loss_sum = correct = seen = 0.0
+    totals = torch.zeros(3, dtype=torch.float64, device=context.device)  # loss sum, correct, seen
     net.train()
     try:
-        for start in range(0, len(order), config.batch_size):
+        for index, start in enumerate(range(0, len(order), config.batch_size)):
             batch = order[start:start + config.batch_size]
             local, weight = batch[context.rank::context.world_size], context.world_size / batch.numel()
             if local.numel() == 0:  # a short last batch: take part in the gradient average with weight 0
@@ -129,15 +131,23 @@ def _train_epoch(net: nn.Module, data: Dataset, optimizer, config: TrainConfig, 
             (loss * weight).backward()
             optimizer.step()
             if weight:
-                loss_sum += float(loss.detach())
-                correct += float((logits.detach().argmax(1) == y).sum())
-                seen += y.numel()
+                correct = (logits.detach().argmax(1) == y).sum()
+                totals += torch.stack([loss.detach().double(), correct.double(), totals.new_tensor(y.numel())])
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.4f}")
+            if index % REPORT_EVERY == 0 or start + config.batch_size >= len(order):
+                _check_and_show(totals, bar, epoch)
     finally:
         bar.close()
-    loss_sum, correct, seen = context.all_sum([loss_sum, correct, seen])
+    loss_sum, correct, seen = context.all_sum(totals.tolist())
     return {"train_loss": loss_sum / seen, "train_acc": correct / seen}
+
+
+def _check_and_show(totals: torch.Tensor, bar, epoch: int) -> None:
+    """Show the running loss and accuracy (one device synchronization); stop on a non-finite loss."""
+    loss_sum, correct, seen = totals.tolist()
+    if not math.isfinite(loss_sum):
+        raise ValueError(f"epoch {epoch + 1}: the training loss is {loss_sum}, not finite; lower --lr")
+    bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.4f}")
 
 
 def _resume_state(out: Path, config: TrainConfig) -> dict:
@@ -183,19 +193,19 @@ def _train(config: TrainConfig, context: Context, resume: bool, log, data: Datas
         data = load(config.dataset, config.data_dir, val_fraction=config.val_fraction,
                     test_fraction=config.test_fraction, seed=config.split_seed)
     model = build_model(config, data)
+    if record is not None:
+        model.load_state_dict(record["state_dict"])
+    model.to(context.device)  # before the optimizer, so that a loaded Adam state lands on the device too
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.gamma)
     history: list[dict] = []
     best: dict | None = None
     if record is not None:
-        model.load_state_dict(record["state_dict"])
         state = record["training"]
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, best = list(state["history"]), state["best"]
-    model.to(context.device)
-    if record is not None:
-        _set_rng_state(record["training"]["rng"], context.device)
+        _set_rng_state(state["rng"], context.device)
     train_data = Dataset(data.name, data.train.to(context.device), data.val, data.test, data.num_classes,
                          data.mean, data.std)
     net = model
@@ -250,8 +260,6 @@ def _finish(config, context, data, out, metadata, history, best, log) -> dict:
                "history": history, "selected": best}
     if not context.is_main:
         return summary
-    from ..networks import load as load_network
-
     model = load_network(out / MODEL, map_location=context.device)
     test = evaluate(model, data.test.images, data.test.labels, config.eval_eps, device=context.device)
     summary["test"] = {"clean": test["clean"], "certified": {str(k): v for k, v in test["certified"].items()},
