@@ -10,7 +10,8 @@ seconds per training epoch. It checks the BCOP paper's claim (Li et al. 2019, Ta
 certifies more than RKO and OSSN at equal budget, and reports it whichever way it goes. The paper's
 numbers are on the full 60,000-image MNIST; these are on a 4,000-image training set.
 
-A layer whose run folder already holds a checkpoint is resumed, so an interrupted experiment picks
+A layer whose run folder already holds a checkpoint is resumed, and a layer whose folder holds its
+finished row for the same settings (``row.json``) is not run again, so an interrupted experiment picks
 up where it stopped. Writes ``OUT/robustness.json``, ``OUT/robustness.png`` and one run folder per
 layer; prints the table.
 
@@ -19,6 +20,7 @@ layer; prints the table.
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from pathlib import Path
@@ -35,6 +37,7 @@ from .harness import experiment_parser, run_sweep, save_figure, worker_pool, wri
 LAYERS = ("bcop", "rko", "ossn", "svcm", "cayley", "soc", "conv")
 EPS = (0.5, 1.0, 1.58)
 PAPER_MNIST = {"small": (97.54, 45.84), "large": (98.77, 56.66)}  # Li et al. 2019, Table 2: clean / certified at 1.58
+ROW = "row.json"  # a finished layer's row, reused when the experiment is run again with the same settings
 COLUMNS = ["layer", "clean", "cert_0.5", "cert_1.0", "cert_1.58", "pgd_1.58", "violations", "L_certified",
            "L_empirical", "s_per_epoch", "selected_epoch"]
 
@@ -52,6 +55,13 @@ def layer_task(layer: str, arch: str, epochs: int | None, seed: int, out: str, p
     changes = {} if epochs is None else {"epochs": epochs}
     config = TrainConfig(layer=layer, arch=arch, seed=seed, device=device, out=str(folder), data_dir=data_dir,
                          **changes)
+    key = {"config": config.to_dict(), "pgd_steps": pgd_steps, "fmn_steps": fmn_steps, "limit": limit,
+           "attack": attack}
+    done = folder / ROW
+    if done.is_file():
+        cached = json.loads(done.read_text())
+        if cached.get("key") == key:
+            return cached["row"]
     started = time.perf_counter()
     summary = train(config, resume=(folder / "checkpoint.pt").exists(), log=lambda _: None)
     data = load(config.dataset, data_dir, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
@@ -61,7 +71,7 @@ def layer_task(layer: str, arch: str, epochs: int | None, seed: int, out: str, p
                              attack=attack, pgd_steps=pgd_steps, fmn_steps=fmn_steps)
     rows = {row["eps"]: row for row in report["eps"]}
     history = summary["history"]
-    return {
+    row = {
         "layer": layer, "clean": report["clean"],
         **{f"cert_{e}": rows[e]["certified"] for e in EPS},
         "pgd_1.58": rows[1.58]["pgd_robust"], "violations": report["soundness_violations"],
@@ -71,6 +81,8 @@ def layer_task(layer: str, arch: str, epochs: int | None, seed: int, out: str, p
         "wall_seconds": time.perf_counter() - started, "load_average": load_average(),
         "violations_by_attack": report["violations_by_attack"], "attack_skipped": report["attack_skipped"],
     }
+    write_json(done, {"key": key, "row": row})
+    return row
 
 
 def claim(rows: list[dict]) -> dict:

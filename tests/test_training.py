@@ -199,3 +199,18 @@ def test_a_non_finite_loss_stops_the_run_with_one_line(tiny_mnist, tmp_path, mon
     monkeypatch.setattr(loop, "summed_loss", lambda *args: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(ValueError, match="not finite; lower --lr"):
         train(tiny_config(tiny_mnist, tmp_path, epochs=1), log=lambda _: None)
+
+
+def test_projected_layers_are_projected_after_every_step(tiny_mnist, tmp_path, monkeypatch):
+    """SVCM is trained by projected gradient descent: without the projection its norm grows without
+    bound (measured: L = 22,546 after 40 epochs on MNIST-5k)."""
+    from orthoconv.nn import SVCM
+
+    calls = []
+    original = SVCM.project_
+    monkeypatch.setattr(SVCM, "project_", lambda self, rounds=None: calls.append(1) or original(self, rounds))
+    summary = train(tiny_config(tiny_mnist, tmp_path, layer="svcm", epochs=1, lr=0.05), log=lambda _: None)
+    steps = math.ceil(50 / 16)
+    built = 2 * 2  # each build (the run's, then model.pt's for the test) projects its two SVCM layers once
+    assert len(calls) == built + 2 * steps
+    assert summary["history"][-1]["lipschitz"] < 1.2

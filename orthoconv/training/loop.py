@@ -5,8 +5,8 @@ data-parallel replicas under ``torchrun``.
 Each epoch: the certified Lipschitz bound ``L`` of the current network is measured
 (:func:`orthoconv.certify.network_lipschitz`) and sets the loss margin ``sqrt(2) eps L``; the
 training images are visited in an order drawn from ``(seed, epoch)`` alone, in global batches of
-``batch_size`` (each process takes ``batch[rank::world_size]``); Adam steps, the learning rate decays
-by ``gamma``; the validation split is certified; ``checkpoint.pt`` (everything a resumption needs)
+``batch_size`` (each process takes ``batch[rank::world_size]``); Adam steps (followed by the
+projection of layers that have one, SVCM), the learning rate decays by ``gamma``; the validation split is certified; ``checkpoint.pt`` (everything a resumption needs)
 and, when the validation score improves, ``model.pt`` (the selected network) are written
 atomically. A resumed run restores the network, Adam, the schedule, the history and the random
 state, so it ends exactly where the uninterrupted run ends. The test split is touched once, after
@@ -109,6 +109,12 @@ def _score(entry: dict, config: TrainConfig) -> tuple[float, float]:
     return (entry["val_certified"], entry["val_clean"]) if config.select == "certified" else (entry["val_clean"], 0.0)
 
 
+def projected_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers trained by projected gradient descent: those with ``project_()`` (SVCM's clip-and-mask,
+    Sedghi et al. 2019), which the trainer calls after every optimizer step."""
+    return [m for m in model.modules() if callable(getattr(m, "project_", None))]
+
+
 def _train_epoch(net: nn.Module, data: Dataset, optimizer, config: TrainConfig, context: Context, epoch: int,
                  margin: float, autocast: torch.dtype | None) -> dict:
     train = data.train
@@ -116,6 +122,7 @@ def _train_epoch(net: nn.Module, data: Dataset, optimizer, config: TrainConfig, 
     n_batches = math.ceil(len(order) / config.batch_size)
     bar = progress(total=n_batches, label=f"epoch {epoch + 1}/{config.epochs}", enabled=None if context.is_main else False)
     totals = torch.zeros(3, dtype=torch.float64, device=context.device)  # loss sum, correct, seen
+    projected = projected_layers(net)
     net.train()
     try:
         for index, start in enumerate(range(0, len(order), config.batch_size)):
@@ -130,6 +137,8 @@ def _train_epoch(net: nn.Module, data: Dataset, optimizer, config: TrainConfig, 
             optimizer.zero_grad(set_to_none=True)
             (loss * weight).backward()
             optimizer.step()
+            for layer in projected:
+                layer.project_()
             if weight:
                 correct = (logits.detach().argmax(1) == y).sum()
                 totals += torch.stack([loss.detach().double(), correct.double(), totals.new_tensor(y.numel())])
