@@ -109,7 +109,7 @@ def draw(rows: list[dict], title: str):
         axis.set_ylim(0, 1)
         axis.set_ylabel("test accuracy")
         axis.set_title(title)
-        axis.legend(fontsize=8, ncol=2)
+        axis.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.08))
         return figure
 
     return build
