@@ -109,6 +109,17 @@ def _score(entry: dict, config: TrainConfig) -> tuple[float, float]:
     return (entry["val_certified"], entry["val_clean"]) if config.select == "certified" else (entry["val_clean"], 0.0)
 
 
+def local_batch(batch: torch.Tensor, rank: int, world_size: int) -> tuple[torch.Tensor, float]:
+    """This process's share ``batch[rank::world_size]`` of a global batch and the weight of its loss SUM:
+    ``world_size / len(batch)``, so that DDP's average over processes of the weighted gradients is the
+    gradient of the mean loss over the global batch. A process left without an example (a last batch
+    shorter than ``world_size``) computes one with weight 0, since every process must take part."""
+    local = batch[rank::world_size]
+    if local.numel() == 0:
+        return batch[:1], 0.0
+    return local, world_size / batch.numel()
+
+
 def projected_layers(model: nn.Module) -> list[nn.Module]:
     """The layers trained by projected gradient descent: those with ``project_()`` (SVCM's clip-and-mask,
     Sedghi et al. 2019), which the trainer calls after every optimizer step."""
@@ -126,10 +137,7 @@ def _train_epoch(net: nn.Module, data: Dataset, optimizer, config: TrainConfig, 
     net.train()
     try:
         for index, start in enumerate(range(0, len(order), config.batch_size)):
-            batch = order[start:start + config.batch_size]
-            local, weight = batch[context.rank::context.world_size], context.world_size / batch.numel()
-            if local.numel() == 0:  # a short last batch: take part in the gradient average with weight 0
-                local, weight = batch[:1], 0.0
+            local, weight = local_batch(order[start:start + config.batch_size], context.rank, context.world_size)
             x, y = train.batch(local, context.device)
             with torch.autocast(context.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
                 logits = net(x)
