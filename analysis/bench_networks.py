@@ -8,7 +8,7 @@ constraint: the baseline), ``conv+sn`` (spectrally normalized, orthoconv's ``con
 and ``aoc`` (orthogonium's ``AdaptiveOrthoConv2d`` in place of each convolution) when orthogonium is
 installed. Linear layers, activations and downsampling are the same in all four. One round runs
 ``--steps`` training steps of each version in turn; the table gives the median time per step over
-``--rounds`` rounds, the time per MNIST-5k epoch (4,000 images), the ratio to ``conv``, and flags a
+``--rounds`` rounds, the time for 4,000 images (an MNIST-5k epoch), the ratio to ``conv``, and flags a
 row ``noisy`` when its rounds spread (interquartile range / median) by more than 20%. The load
 average is recorded before and after: timings on a loaded machine are labelled as such.
 
@@ -104,7 +104,10 @@ def time_rounds(steps: dict, n_steps: int, rounds: int, device: torch.device) ->
     return times
 
 
-def spread(values: list[float]) -> float:
+def spread(values: list[float]) -> float | None:
+    """Interquartile range over median (range over median below 4 rounds; ``None`` for one round)."""
+    if len(values) < 2:
+        return None
     if len(values) < 4:
         return (max(values) - min(values)) / statistics.median(values)
     q = statistics.quantiles(values, n=4)
@@ -132,18 +135,18 @@ def bench_rows(arch: str, channels: int, side: int, batch: int, n_steps: int, ro
     base = statistics.median(times["conv"])
     rows = []
     for name, values in times.items():
-        median = statistics.median(values)
+        median, scatter = statistics.median(values), spread(values)
         rows.append({"arch": arch, "input": f"{channels}x{side}x{side}", "batch": batch, "network": name,
-                     "ms_per_step": 1000 * median, "s_per_epoch": median * math.ceil(TRAIN_IMAGES / batch),
-                     "ratio_to_conv": median / base, "spread": spread(values),
-                     "noisy": spread(values) > NOISY})
+                     "ms_per_step": 1000 * median, "s_per_4k_images": median * math.ceil(TRAIN_IMAGES / batch),
+                     "ratio_to_conv": median / base, "spread": scatter,
+                     "noisy": "n/a" if scatter is None else scatter > NOISY})
     for name, reason in failed.items():
         rows.append({"arch": arch, "input": f"{channels}x{side}x{side}", "batch": batch, "network": name,
                      "error": reason})
     return rows
 
 
-COLUMNS = ["arch", "input", "batch", "network", "ms_per_step", "s_per_epoch", "ratio_to_conv", "spread", "noisy"]
+COLUMNS = ["arch", "input", "batch", "network", "ms_per_step", "s_per_4k_images", "ratio_to_conv", "spread", "noisy"]
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
