@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if paper:
         print(f"paper (full MNIST, 60,000 images, 200 epochs): BCOP {args.arch} clean {paper[0]}%, certified at 1.58 "
               f"{paper[1]}%")
-    print(f"load average before {load_before}, after {load_average()}: seconds per epoch are wall times on this machine")
+    print(f"load average before {load_before}, after {load_average()}: seconds per epoch are wall times on this "
+          "machine (rows reused from an earlier run carry their own load average in the JSON)")
     figure = save_figure(args.out / "robustness.png", draw(rows, title))
     write_json(args.out / "robustness.json", {"metadata": run_metadata(args, args.device), "rows": rows,
                                               "claim": verdict, "paper_full_mnist": PAPER_MNIST, "figure": figure})

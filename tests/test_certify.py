@@ -193,7 +193,8 @@ def test_cli_certify_bad_input(tmp_path, capsys):
 def test_robustness_claim_is_reported_whichever_way_it_goes():
     from orthoconv.analysis.robustness import claim
 
-    rows = [{"layer": "bcop", "cert_1.58": 0.3}, {"layer": "rko", "cert_1.58": 0.2}, {"layer": "ossn", "cert_1.58": 0.31}]
+    rows = [{"layer": "bcop", "cert_1.58": 0.3}, {"layer": "rko", "cert_1.58": 0.2},
+            {"layer": "ossn", "cert_1.58": 0.31}]
     verdict = claim(rows)
     assert verdict["checked"] and not verdict["holds"] and "does not hold" in verdict["text"]
     rows[2]["cert_1.58"] = 0.1

@@ -55,7 +55,9 @@ def read_idx(path) -> Tensor:
     shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     expected = int(np.prod(shape, dtype=np.int64))
     if len(raw) - header != expected:
-        raise ValueError(f"{path}: the header promises {expected} values of shape {shape}, the file holds {len(raw) - header}")
+        raise ValueError(
+            f"{path}: the header promises {expected} values of shape {shape}, the file holds {len(raw) - header}"
+        )
     array = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
     return torch.from_numpy(array.copy())
 

@@ -23,7 +23,8 @@ def plot_history(history: list[dict], path, title: str = "") -> Path | None:
     left.set_title("training loss")
     middle.plot(epochs, [h["train_acc"] for h in history], label="train (clean)")
     middle.plot(epochs, [h["val_clean"] for h in history], label="validation clean")
-    middle.plot(epochs, [h["val_certified"] for h in history], label=f"validation certified at {history[0]['select_eps']:.3g}")
+    label = f"validation certified at {history[0]['select_eps']:.3g}"
+    middle.plot(epochs, [h["val_certified"] for h in history], label=label)
     middle.set_ylim(0, 1)
     middle.legend(fontsize=8)
     middle.set_title("accuracy")

@@ -6,8 +6,9 @@ Each epoch: the certified Lipschitz bound ``L`` of the current network is measur
 (:func:`orthoconv.certify.network_lipschitz`) and sets the loss margin ``sqrt(2) eps L``; the
 training images are visited in an order drawn from ``(seed, epoch)`` alone, in global batches of
 ``batch_size`` (each process takes ``batch[rank::world_size]``); Adam steps (followed by the
-projection of layers that have one, SVCM), the learning rate decays by ``gamma``; the validation split is certified; ``checkpoint.pt`` (everything a resumption needs)
-and, when the validation score improves, ``model.pt`` (the selected network) are written
+projection of layers that have one, SVCM), the learning rate decays by ``gamma``; the validation
+split is certified; ``checkpoint.pt`` (everything a resumption needs) and, when the validation
+score improves, ``model.pt`` (the selected network) are written
 atomically. A resumed run restores the network, Adam, the schedule, the history and the random
 state, so it ends exactly where the uninterrupted run ends. The test split is touched once, after
 training, to report the selected network.
@@ -131,7 +132,8 @@ def _train_epoch(net: nn.Module, data: Dataset, optimizer, config: TrainConfig, 
     train = data.train
     order = batch_order(len(train), config.seed, epoch).to(train.images.device)
     n_batches = math.ceil(len(order) / config.batch_size)
-    bar = progress(total=n_batches, label=f"epoch {epoch + 1}/{config.epochs}", enabled=None if context.is_main else False)
+    bar = progress(total=n_batches, label=f"epoch {epoch + 1}/{config.epochs}",
+                   enabled=None if context.is_main else False)
     totals = torch.zeros(3, dtype=torch.float64, device=context.device)  # loss sum, correct, seen
     projected = projected_layers(net)
     net.train()
