@@ -7,6 +7,8 @@ The package is organised by role, imports running one way:
 - :mod:`orthoconv.nn`: the layers (:class:`BCOP`, Li et al., NeurIPS 2019, and its peers);
 - :mod:`orthoconv.verify`: measured orthogonality, certified Lipschitz bounds, checkpoints, the report;
 - :mod:`orthoconv.certify`: certified radii of Lipschitz classifiers;
+- :mod:`orthoconv.networks`, :mod:`orthoconv.data`, :mod:`orthoconv.training`: Lipschitz classifiers
+  by name, data sets read without pickle, and their training;
 - :mod:`orthoconv.wasserstein`: Wasserstein-1 estimation with certified critics, against exact answers;
 - :mod:`orthoconv.cli`: the ``orthoconv`` command.
 
@@ -17,8 +19,7 @@ The mathematics modules are also reachable at their historical names (``orthocon
 
 import sys as _sys
 
-from . import certify, math, nn, verify
-from . import wasserstein
+from . import certify, data, math, networks, nn, training, verify, wasserstein
 from .certify import certified_accuracy, certified_radii
 from .math import blocks, conv, gram, invariants, orthogonal, spectral
 from .math.blocks import bcop_kernel, block_kernel, compose_kernels, transfer_function
@@ -81,6 +82,7 @@ __all__ = [
     "conv",
     "conv_singular_values",
     "conv_spectral_norm",
+    "data",
     "embed_2n",
     "gradient_norm_ratio",
     "gram",
@@ -88,12 +90,14 @@ __all__ = [
     "invariants",
     "lipschitz_bound",
     "math",
+    "networks",
     "nn",
     "orthogonal",
     "sample_bcop_factors",
     "soc_deviation",
     "spectral",
     "svcm_project",
+    "training",
     "transfer_function",
     "verify",
     "wasserstein",

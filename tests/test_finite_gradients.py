@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import orthoconv as oc
-from orthoconv.math.orthogonal import BjorckConvergenceError, binary_scale, bjorck_orthogonal, orthogonal
+from orthoconv.math.orthogonal import BjorckConvergenceError, binary_scale, bjorck_orthogonal, orthogonal, qr_orthogonal
 
 F64 = torch.float64
 SCALES = [1e-30, 1e-8, 1.0, 1e8, 1e30]
@@ -202,3 +202,16 @@ def test_the_issue_example_bcop_with_zeroed_parameters():
         assert bool(torch.isfinite(layer.h_param.grad).all()) and bool(torch.isfinite(layer.pq_param.grad).all())
         sigma = oc.conv_singular_values(layer.kernel().detach(), (6, 6))
         assert np.abs(sigma.numpy() - 1).max() < 1e-12
+
+
+@pytest.mark.parametrize("n", [32, 64])
+def test_qr_gradient_keeps_float32_accuracy_on_well_conditioned_matrices(n):
+    """Away from singular matrices the backward is a plain triangular solve: a float32 gradient is within
+    float32 rounding (times the condition number) of the float64 one. Going through ``R^T R`` everywhere
+    squared the condition number: 5.6e-5 to 8.4e-5 relative error on these draws."""
+    g = torch.Generator().manual_seed(n)
+    A, G = torch.randn(2, n, n, generator=g, dtype=torch.float64)
+    reference, = torch.autograd.grad((qr_orthogonal(A.requires_grad_()) * G).sum(), A)
+    A32 = A.detach().float().requires_grad_()
+    grad, = torch.autograd.grad((qr_orthogonal(A32) * G.float()).sum(), A32)
+    assert float((grad.double() - reference).abs().max() / reference.abs().max()) < 1.5e-5

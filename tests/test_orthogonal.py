@@ -107,3 +107,14 @@ def test_float32_and_device(device):
     assert Q.dtype == torch.float32 and Q.device.type == device
     eye = torch.eye(32, device=device)
     assert float((Q.mT @ Q - eye).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("method", ["qr", "expm"])
+def test_maps_work_under_torch_func_transforms(method):
+    """vmap and jacrev (used by Jacobian-based verification) agree with the loop and with autograd."""
+    A = torch.randn(3, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    batched = torch.func.vmap(lambda a: orthogonal(a, method))(A)
+    assert torch.allclose(batched, torch.stack([orthogonal(a, method) for a in A]), atol=1e-14)
+    jac = torch.func.jacrev(lambda a: orthogonal(a, method))(A[0])
+    reference = torch.autograd.functional.jacobian(lambda a: orthogonal(a, method), A[0])
+    assert torch.allclose(jac, reference, atol=1e-12)

@@ -38,6 +38,11 @@ def _margins(logits: Tensor, labels: Tensor) -> Tensor:
     return true - others
 
 
+def margins(logits: Tensor, labels: Tensor) -> Tensor:
+    """``f_y - max_{j != y} f_j`` per example ``(N,)``: positive iff the prediction is uniquely ``y``."""
+    return _margins(logits, labels)
+
+
 def _check_lipschitz(lipschitz) -> float:
     try:
         value = float(lipschitz)

@@ -14,7 +14,7 @@ import sys
 
 from .args import Parser, fail
 
-COMMANDS = ("report", "verify", "run")
+COMMANDS = ("report", "verify", "run", "train", "certify")
 
 
 def build_parser() -> Parser:

@@ -12,10 +12,16 @@ EXPERIMENTS = {
     "fit": "orthoconv.analysis.fit",
     "homotopy": "orthoconv.analysis.homotopy",
     "svcm-rounds": "orthoconv.analysis.svcm_rounds",
+    "robustness": "orthoconv.analysis.robustness",
     "wasserstein": "orthoconv.analysis.wasserstein",
 }
-BENCHMARKS = {"core": "orthoconv.analysis.bench", "bounds": "orthoconv.analysis.bench_bounds",
-              "verify": "orthoconv.analysis.bench_verify", "spectrum": "orthoconv.analysis.bench_spectrum"}
+BENCHMARKS = {
+    "core": "orthoconv.analysis.bench",
+    "bounds": "orthoconv.analysis.bench_bounds",
+    "spectrum": "orthoconv.analysis.bench_spectrum",
+    "verify": "orthoconv.analysis.bench_verify",
+    "networks": "orthoconv.analysis.bench_networks",
+}
 PROOFS = "orthoconv.proofs.cli"
 
 

@@ -74,26 +74,50 @@ def _damped_right_solve(X: Tensor, R: Tensor) -> Tensor:
     return torch.linalg.solve_triangular(damped.mT, Z, upper=False, left=False)
 
 
+def _right_solve(X: Tensor, R: Tensor) -> Tensor:
+    """``X R^-T`` by one triangular solve wherever every pivot of ``R`` exceeds ``4 r eps`` (the rounding level
+    of an ``R`` of unit size), and by :func:`_damped_right_solve` for the matrices where one does not.
+
+    The plain solve is backward stable (error about ``cond(R) eps``); the damped one goes through
+    ``R^T R`` and loses accuracy like ``cond(R)^2 eps``, so it is kept for the numerically singular ``R``
+    it exists for. Both are computed and selected per matrix, without a data-dependent branch.
+    """
+    r = R.shape[-1]
+    pivots = torch.diagonal(R, dim1=-2, dim2=-1).abs().amin(dim=-1)[..., None, None]
+    safe = pivots > 4 * r * torch.finfo(R.dtype).eps
+    eye = torch.eye(r, dtype=R.dtype, device=R.device)
+    exact = torch.linalg.solve_triangular(torch.where(safe, R, eye).mT, X, upper=False, left=False)
+    return torch.where(safe, exact, _damped_right_solve(X, R))
+
+
 class _QRFrame(torch.autograd.Function):
-    """``Q`` of ``A = Q R`` with ``diag R >= 0``; the backward of :func:`qr_orthogonal`."""
+    """``(Q, R, scale)`` of ``A / scale = Q R`` with ``diag R >= 0``; the backward of :func:`qr_orthogonal`
+    (``R`` and ``scale`` are outputs only to be saved: the forward/setup_context split that torch.func's
+    transforms (vmap, jacrev) need)."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, A: Tensor) -> Tensor:
+    def forward(A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         scale = binary_scale(A)
         Q, R = torch.linalg.qr(A / scale, mode="reduced")
         sign = torch.where(torch.diagonal(R, dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(A.dtype)
-        Q = Q * sign.unsqueeze(-2)
-        ctx.save_for_backward(Q, R * sign.unsqueeze(-1), scale)
-        return Q
+        return Q * sign.unsqueeze(-2), R * sign.unsqueeze(-1), scale
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
+    def setup_context(ctx, inputs, output) -> None:
+        Q, R, scale = output
+        ctx.mark_non_differentiable(R, scale)
+        ctx.save_for_backward(Q, R, scale)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor, _grad_R=None, _grad_scale=None) -> Tensor:
         Q, R, scale = ctx.saved_tensors
         if R.shape[-1] == 0:
             return torch.zeros_like(Q)
         QtG = Q.mT @ grad
         B = grad - Q @ QtG + Q @ (QtG - QtG.mT).tril(-1)
-        return _damped_right_solve(B, R) / scale
+        return _right_solve(B, R) / scale
 
 
 def qr_orthogonal(A: Tensor) -> Tensor:
@@ -109,30 +133,38 @@ def qr_orthogonal(A: Tensor) -> Tensor:
 
         dL/dA = [(I - Q Q^T) G + Q tril(Q^T G - G^T Q, -1)] R^-T,      G = dL/dQ,
 
-    computed with ``R^-T`` replaced by the damped inverse ``R (R^T R + delta I)^-1`` of the normalized
-    ``R`` (:func:`_damped_right_solve`, ``sqrt(delta) = 4 r eps``): the exact gradient up to a relative
-    ``delta / sigma_min(R)^2`` (below rounding for every ``R`` whose condition number is under about
-    ``1 / (4 r eps)``) and, where ``R`` is singular, the Tikhonov-regularized gradient, finite and at
-    most ``||B|| / (2 sqrt(delta))`` times ``2^-e``. At ``A = 0`` it is zero.
+    computed by one triangular solve with the normalized ``R`` wherever its pivots exceed ``4 r eps``
+    (:func:`_right_solve`: as accurate as torch's own QR backward), and, where ``R`` is numerically
+    singular, with ``R^-T`` replaced by the damped inverse ``R (R^T R + delta I)^-1``
+    (:func:`_damped_right_solve`, ``sqrt(delta) = 4 r eps``): the Tikhonov-regularized gradient, finite
+    and at most ``||B|| / (2 sqrt(delta))`` times ``2^-e``. At ``A = 0`` it is zero.
     """
     _check_matrix(A, "A")
-    return _QRFrame.apply(A)
+    return _QRFrame.apply(A)[0]
 
 
 class _SkewExp(torch.autograd.Function):
-    """``exp(S)`` of a real skew-symmetric ``S`` through the eigendecomposition of the Hermitian ``-i S``."""
+    """``(exp(S), U, theta)`` of a real skew-symmetric ``S`` through the eigendecomposition ``-i S = U
+    diag(theta) U^H`` (``U``, ``theta`` are outputs only to be saved, as in :class:`_QRFrame`)."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, S: Tensor) -> Tensor:
+    def forward(S: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         scale = binary_scale(S)
         complex_dtype = torch.complex128 if S.dtype == torch.float64 else torch.complex64
         eigenvalues, U = torch.linalg.eigh((S / scale).to(complex_dtype) * -1j)
         theta = eigenvalues * scale.squeeze(-1)
-        ctx.save_for_backward(U, theta)
-        return ((U * torch.polar(torch.ones_like(theta), theta).unsqueeze(-2)) @ U.mH).real
+        return ((U * torch.polar(torch.ones_like(theta), theta).unsqueeze(-2)) @ U.mH).real, U, theta
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
+    def setup_context(ctx, inputs, output) -> None:
+        _, U, theta = output
+        ctx.mark_non_differentiable(U, theta)
+        ctx.save_for_backward(U, theta)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor, _grad_U=None, _grad_theta=None) -> Tensor:
         U, theta = ctx.saved_tensors
         half_gap = (theta.unsqueeze(-1) - theta.unsqueeze(-2)) / 2
         mean = (theta.unsqueeze(-1) + theta.unsqueeze(-2)) / 2
@@ -161,7 +193,7 @@ def expm_orthogonal(A: Tensor) -> Tensor:
     """
     n, r = A.shape[-2], A.shape[-1]
     P = torch.nn.functional.pad(A, (0, n - r))
-    return qr_orthogonal(_SkewExp.apply(P - P.mT)[..., :r])
+    return qr_orthogonal(_SkewExp.apply(P - P.mT)[0][..., :r])
 
 
 def bjorck_orthogonal(A: Tensor, tol: float | None = None, max_iter: int = 100, beta: float = 0.5) -> Tensor:

@@ -13,6 +13,7 @@ from .cache import cached
 from .cayley import CayleyConv
 from .config import from_config
 from .downsample import InvertibleDownsampling, StridedBCOP
+from .fixed import FirstChannels, GlobalMaxPool, Normalize, ZeroChannelPad
 from .linear import OrthogonalLinear
 from .ossn import OSSN
 from .rkl2ne import RKL2NE
@@ -23,10 +24,13 @@ from .svcm import SVCM
 __all__ = [
     "BCOP",
     "CayleyConv",
+    "FirstChannels",
+    "GlobalMaxPool",
     "GroupSort",
     "InvertibleDownsampling",
     "KernelConv2d",
     "MaxMin",
+    "Normalize",
     "OSSN",
     "OrthogonalLinear",
     "RKL2NE",
@@ -34,6 +38,7 @@ __all__ = [
     "SOC",
     "SVCM",
     "StridedBCOP",
+    "ZeroChannelPad",
     "cached",
     "from_config",
 ]

@@ -29,11 +29,15 @@ from torch import nn
 
 from ..math.spectral import module_spectrum
 from ..nn import (
+    FirstChannels,
+    GlobalMaxPool,
     GroupSort,
     InvertibleDownsampling,
     KernelConv2d,
+    Normalize,
     OrthogonalLinear,
     StridedBCOP,
+    ZeroChannelPad,
 )
 from .orthogonality import default_tolerance
 from .pooling import avg_pool_singular_range, max_pool_lipschitz
@@ -207,6 +211,10 @@ def module_bound(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[
                        "orthogonal", 1e-12)
     if isinstance(module, _PAD):
         return _pad_bound(module, in_shape, out_shape)
+    if isinstance(module, (Normalize, ZeroChannelPad, FirstChannels)):
+        return _fixed_bound(module, in_shape, out_shape)
+    if isinstance(module, GlobalMaxPool):
+        return OperatorBound(1.0, False, True, "max over pixels")
     if isinstance(module, _AVG_POOL):
         low, high, spatial = avg_pool_singular_range(module, in_shape[1:])
         _check_spatial(name, spatial, out_shape)
@@ -223,6 +231,17 @@ def module_bound(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[
     raise TypeError(f"no certified Lipschitz bound for a {name} module; supported: convolutions (nn.ConvNd, "
                     "nn.ConvTransposeNd, orthoconv layers), nn.Linear, OrthogonalLinear, BatchNorm (eval), pooling, "
                     "padding, known activations, GroupSort/MaxMin, Identity/Flatten/Dropout and permutations")
+
+
+def _fixed_bound(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> OperatorBound:
+    """``Normalize``: the diagonal ``1 / std`` (the mean is a shift); ``ZeroChannelPad``: an isometry;
+    ``FirstChannels``: a coordinate projection. All exact."""
+    kind = _kind(math.prod(in_shape), math.prod(out_shape))
+    if isinstance(module, Normalize):
+        scale = 1.0 / module.std.detach().to(torch.float64).flatten()
+        return _linear(float(scale.min()), float(scale.max()), True, "diagonal", kind,
+                       default_tolerance(module.std.dtype))
+    return _linear(1.0, 1.0, True, "coordinate map", kind, 1e-12)
 
 
 def _check_spatial(name: str, spatial: tuple[int, ...], out_shape: tuple[int, ...]) -> None:

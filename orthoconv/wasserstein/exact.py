@@ -35,7 +35,9 @@ def distance_matrix(x_p: Tensor, x_q: Tensor) -> Tensor:
 def optimal_assignment(x_p: Tensor, x_q: Tensor) -> tuple[float, np.ndarray]:
     """``(W1, s)``: the exact ``W1`` (:func:`exact_w1`) and the optimal permutation ``s`` (``x_p[i]``
     travels to ``x_q[s[i]]``), an int array of length ``N``."""
-    from scipy.optimize import linear_sum_assignment  # imported on use: it costs half a second
+    from scipy.optimize import (
+        linear_sum_assignment,  # imported on use: it costs half a second
+    )
 
     check_samples(x_p, x_q, equal_size=True)
     cost = distance_matrix(x_p, x_q).numpy()

@@ -16,13 +16,29 @@ One concept per module:
 """
 
 from .apply import apply, apply_transpose, power_iteration_lower_bound
-from .certificate import OrthogonalityCertificate, autocorrelation, orthogonality_certificate, sigma_deviation_bound
+from .certificate import (
+    OrthogonalityCertificate,
+    autocorrelation,
+    orthogonality_certificate,
+    sigma_deviation_bound,
+)
 from .certified import CertifiedNorm, certified_circular_norm
 from .circular import batched_svdvals, circular_spectral_norm, conv_singular_values
 from .dense import DENSE_LIMIT, dense_operator, operator_matrix
 from .geometry import PADDING_MODES, ConvOperator, check_conv_kernel, conv_operator
-from .modules import ConvSpectrum, module_operator, module_singular_values, module_spectrum
-from .norm import SpectralNorm, conv_spectral_norm, operator_norm, power_iteration_norm, upper_bound
+from .modules import (
+    ConvSpectrum,
+    module_operator,
+    module_singular_values,
+    module_spectrum,
+)
+from .norm import (
+    SpectralNorm,
+    conv_spectral_norm,
+    operator_norm,
+    power_iteration_norm,
+    upper_bound,
+)
 from .transfer import frequency_response, polyphase_transfer
 
 __all__ = [

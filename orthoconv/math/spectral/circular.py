@@ -18,8 +18,15 @@ from torch import Tensor
 
 from ...io.progress import progress
 from .geometry import check_conv_kernel, per_dim, spatial_size
-from .transfer import DEFAULT_CHUNK_BYTES, check_polyphase, chunk_rows, count_chunks, frequency_grid, mirror, \
-    polyphase_transfer
+from .transfer import (
+    DEFAULT_CHUNK_BYTES,
+    check_polyphase,
+    chunk_rows,
+    count_chunks,
+    frequency_grid,
+    mirror,
+    polyphase_transfer,
+)
 
 PROGRESS_FLOPS = 2e10  # show a progress bar (on a terminal) above about this many SVD flops
 

@@ -21,7 +21,14 @@ from .apply import power_iteration_lower_bound
 from .certified import certified_circular_norm
 from .circular import circular_arguments, circular_spectral_norm
 from .dense import DENSE_LIMIT, operator_matrix
-from .geometry import ConvOperator, check_conv_kernel, check_mode, conv_operator, padded_source, per_dim
+from .geometry import (
+    ConvOperator,
+    check_conv_kernel,
+    check_mode,
+    conv_operator,
+    padded_source,
+    per_dim,
+)
 from .transfer import DEFAULT_CHUNK_BYTES
 
 
