@@ -95,6 +95,7 @@ def test_inductor_float64_bcop_matches_eager():
 
 
 @pytest.mark.slow
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
 @pytest.mark.parametrize("name, train", [("BCOP", True), ("BCOP", False), ("CayleyConv", True), ("OSSN", True)])
 def test_inductor_on_cuda_matches_eager(name, train, monkeypatch):

@@ -87,6 +87,7 @@ def test_input_of_another_dtype_names_the_layer_and_both_dtypes(name):
         assert bool(torch.isfinite(layer(x.to(torch.bfloat16))).all())
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_cuda_autocast_builds_the_kernel_in_float32(name):

@@ -168,6 +168,7 @@ def test_bcop_critic_reaches_the_blank_vs_square_distance():
     assert result.estimate >= 0.98 * problem.true_w1
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_critic_value_and_estimate_on_cuda_match_the_cpu():
     from orthoconv.wasserstein import blank_vs_square, critic_value
