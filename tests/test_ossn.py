@@ -91,18 +91,19 @@ def test_the_iterate_leaves_an_invariant_subspace(kind, data, dtype):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_training_from_a_collapsed_iterate_keeps_the_layer_1_lipschitz(seed):
+def test_training_from_a_collapsed_iterate_keeps_the_layer_1_lipschitz(seed, device, monkeypatch):
     """The Wasserstein critic's failure in small (float32, as trained there): the iterate is a constant
     image and Adam (lr 3e-2) grows the response at the other frequencies (inputs with no mean). Plain power
     iteration keeps the estimate at frequency 0 (~0.9) while the true norm grows to ~10; here, once the
     weights stop moving, the estimate reaches the norm and the layer's exact norm is 1."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # full float32 convolutions on CUDA
     torch.manual_seed(seed)
     c, size = 4, (8, 8)
-    layer = OSSN(c, c, 3, input_size=size, bias=False)
+    layer = OSSN(c, c, 3, input_size=size, bias=False, device=device)
     with torch.no_grad():
         layer.u.copy_(torch.randn(1, c, 1, 1).expand_as(layer.u))
         layer.u.div_(layer.u.norm())
-    x = torch.randn(64, c, *size)
+    x = torch.randn(64, c, *size).to(device)
     x = x - x.mean(dim=(-2, -1), keepdim=True)
     optimizer = torch.optim.Adam(layer.parameters(), lr=3e-2)
     for _ in range(100):
@@ -110,10 +111,10 @@ def test_training_from_a_collapsed_iterate_keeps_the_layer_1_lipschitz(seed):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    with torch.no_grad():
-        for _ in range(50):
-            layer(x)
-    raw = top_singular_value(dense_operator(layer.weight.detach(), size, "circular"))
+    with torch.no_grad():  # the power steps alone (400: slow convergence where the top two norms are close)
+        for _ in range(200):
+            layer(x[:1])
+    raw = top_singular_value(dense_operator(layer.weight.detach().cpu(), size, "circular"))
     assert raw > 2  # the normalization is active
     assert float(layer.sigma().detach()) >= (1 - 1e-3) * raw
     assert layer.lipschitz_bound() <= 1.002
