@@ -31,11 +31,15 @@ def assert_close(actual, expected, dtype):
 
 
 def compare_with_eager(name, run, train, dtype=torch.float32, backward=True, device="cpu"):
-    """``run(layer, x)`` on one layer against eager on an identical copy: outputs, gradients, buffers."""
+    """``run(layer, x)`` on one layer against eager on an identical copy: outputs, gradients, buffers.
+    Both start from the same RNG state (OSSN's training forward draws noise)."""
     layer = build(name, dtype=dtype, device=device).train(train)
     eager = copy.deepcopy(layer)
     x = example_input(name, dtype=dtype, device=device)
-    y, expected = run(layer, x), eager(x)
+    torch.manual_seed(0)
+    y = run(layer, x)
+    torch.manual_seed(0)
+    expected = eager(x)
     assert_close(y, expected, dtype)
     for buffer, other in zip(layer.buffers(), eager.buffers()):
         assert_close(buffer, other, dtype)
@@ -44,6 +48,12 @@ def compare_with_eager(name, run, train, dtype=torch.float32, backward=True, dev
         expected.square().sum().backward()
         for p, q in zip(layer.parameters(), eager.parameters()):
             assert_close(p.grad, q.grad, dtype)
+
+
+def run_inductor(layer, x):
+    """Inductor with eager's random numbers (its own generator draws other ones by default)."""
+    with torch._inductor.config.patch(fallback_random=True):
+        return torch.compile(layer, fullgraph=True)(x)
 
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
@@ -80,18 +90,12 @@ def test_fullgraph_capture_matches_eager(name):
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("name", ALL)
 def test_inductor_matches_eager(name, train):
-    def run(layer, x):
-        return torch.compile(layer, fullgraph=True)(x)
-
-    compare_with_eager(name, run, train)
+    compare_with_eager(name, run_inductor, train)
 
 
 @pytest.mark.slow
 def test_inductor_float64_bcop_matches_eager():
-    def run(layer, x):
-        return torch.compile(layer, fullgraph=True)(x)
-
-    compare_with_eager("BCOP", run, True, dtype=torch.float64)
+    compare_with_eager("BCOP", run_inductor, True, dtype=torch.float64)
 
 
 @pytest.mark.slow
@@ -102,10 +106,7 @@ def test_inductor_on_cuda_matches_eager(name, train, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # float32 tolerances need full float32
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
 
-    def run(layer, x):
-        return torch.compile(layer, fullgraph=True)(x)
-
-    compare_with_eager(name, run, train, device="cuda")
+    compare_with_eager(name, run_inductor, train, device="cuda")
 
 
 def test_non_finite_parameters_fail_in_a_compiled_graph_too():

@@ -331,6 +331,23 @@ def test_soc_deviation_falls_with_terms_like_the_taylor_remainder():
     assert deviations[11] < 1e-12
 
 
+@pytest.mark.parametrize("terms", [4, 6, 8])
+def test_soc_on_a_1x1_kernel_reaches_the_deviation_of_the_series(terms):
+    """For a 1x1 kernel the certified norm is the exact one, rescaled to max_norm = 1, so conv(S) has the
+    eigenvalues +-i and the deviation is the series' own, ``||T_n(i)| - 1|``: 1.514e-4 for the default 6
+    terms, not float32 resolution; within ``lipschitz_bound``, which therefore exceeds 1 honestly."""
+    torch.manual_seed(terms)
+    layer = SOC(4, 4, 1, terms=terms, bias=False, dtype=F64)
+    with torch.no_grad():
+        layer.weight.mul_(10)  # certified norm above max_norm: the rescaling brings it to exactly 1
+    sigma = singular_values(forward_matrix(layer, 4, 3, 3))
+    series = abs(abs(sum(1j**j / math.factorial(j) for j in range(terms + 1))) - 1)
+    assert abs(np.abs(sigma - 1).max() - series) < 1e-12
+    assert series <= layer.lipschitz_bound() - 1
+    if terms == 6:
+        assert 1.5e-4 < series < 1.52e-4
+
+
 # ---------------------------------------------------------------- linear, GroupSort, downsampling
 
 
