@@ -101,6 +101,15 @@ def bcop_kernel(algebra: CircleAlgebra, H: DomainMatrix, Ps: list, Qs: list) -> 
     return product(algebra, *factors)
 
 
+def generic_factors(ranks_P: tuple[int, ...], ranks_Q: tuple[int, ...]) -> tuple:
+    """``(algebra, H, Ps, Qs)``: a 2-channel BCOP with a rotation ``H`` and projectors of the given ranks, each
+    on its own angle of the circle, so that identities in ``algebra`` hold for every such factor."""
+    algebra = circle_algebra(1 + len(ranks_P) + len(ranks_Q))
+    Ps = [projector(algebra, r, 1 + i) for i, r in enumerate(ranks_P)]
+    Qs = [projector(algebra, r, 1 + len(ranks_P) + i) for i, r in enumerate(ranks_Q)]
+    return algebra, rotation(algebra, 0), Ps, Qs
+
+
 def taps(algebra: CircleAlgebra, K: DomainMatrix) -> dict[tuple[int, int], DomainMatrix]:
     """The coefficient matrices W_pq of K = sum W_pq z1^p z2^q (z1, z2 are the first generators)."""
     ring_ = algebra.domain.ring
