@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from orthoconv import verify
-from orthoconv.io import load_average, run_metadata
+from orthoconv.io import load_average
 from orthoconv.verify import operators
 
 from .harness import experiment_parser, write_json
@@ -113,8 +113,8 @@ def main(argv=None, prog=None) -> int:
                      key=lambda pair: -pair[0])[:5]
     for seconds, layer in slowest:
         print(f"   {seconds:6.2f} s  {layer.name} {layer.input_shape} {layer.method}")
-    write_json(args.out / "bench_verify.json", {"metadata": run_metadata(args), "rows": rows,
-                          "layers": [layer.as_dict() for layer in report.layers]})
+    write_json(args.out / "bench_verify.json", {"rows": rows,
+                                                "layers": [layer.as_dict() for layer in report.layers]}, args)
     return 0
 
 

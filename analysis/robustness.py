@@ -29,7 +29,8 @@ import torch
 
 from orthoconv.cli.args import device as device_type
 from orthoconv.cli.args import positive_int
-from orthoconv.io import device_name, format_table, load_average, run_metadata
+from orthoconv import io
+from orthoconv.io import device_name, format_table, load_average
 from orthoconv.networks import ARCHITECTURES, CONV_LAYERS
 
 from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
@@ -81,7 +82,7 @@ def layer_task(layer: str, arch: str, epochs: int | None, seed: int, out: str, p
         "wall_seconds": time.perf_counter() - started, "load_average": load_average(),
         "violations_by_attack": report["violations_by_attack"], "attack_skipped": report["attack_skipped"],
     }
-    write_json(done, {"key": key, "row": row})
+    io.write_json(done, {"key": key, "row": row})
     return row
 
 
@@ -153,8 +154,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     print(f"load average before {load_before}, after {load_average()}: seconds per epoch are wall times on this "
           "machine (rows reused from an earlier run carry their own load average in the JSON)")
     figure = save_figure(args.out / "robustness.png", draw(rows, title))
-    write_json(args.out / "robustness.json", {"metadata": run_metadata(args, args.device), "rows": rows,
-                                              "claim": verdict, "paper_full_mnist": PAPER_MNIST, "figure": figure})
+    write_json(args.out / "robustness.json", {"rows": rows, "claim": verdict, "paper_full_mnist": PAPER_MNIST,
+                                              "figure": figure}, args)
     return 0 if all(r["violations"] in (0, None) for r in rows) else 1
 
 
