@@ -42,7 +42,7 @@ def sigma_deviation(Q):
 def grad_of(fn, A, seed=0):
     A = A.clone().requires_grad_()
     out = fn(A)
-    G = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=F64).to(out.dtype)
+    G = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=F64).to(out)
     (grad,) = torch.autograd.grad((out * G).sum(), A)
     return out.detach(), grad
 

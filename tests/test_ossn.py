@@ -116,8 +116,10 @@ def test_training_from_a_collapsed_iterate_keeps_the_layer_1_lipschitz(seed, dev
             layer(x[:1])
     raw = top_singular_value(dense_operator(layer.weight.detach().cpu(), size, "circular"))
     assert raw > 2  # the normalization is active
-    assert float(layer.sigma().detach()) >= (1 - 1e-3) * raw
-    assert layer.lipschitz_bound() <= 1.002
+    # 1%: power iteration converges slowly where the top two norms are close (0.25% short after 400 steps on
+    # CUDA, seed 1); the collapsed iterate this guards against is short by a factor of ten
+    assert float(layer.sigma().detach()) >= (1 - 1e-2) * raw
+    assert layer.lipschitz_bound() <= 1.01
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._autocast import autocast_enabled
+
 PADDING_MODES = ("circular", "zeros")
 
 
@@ -55,8 +57,7 @@ def _check_input(x: Tensor, kernel: Tensor) -> None:
         raise ValueError(f"kernel must be 4-D (c_out, c_in, kh, kw), got shape {tuple(kernel.shape)}")
     if x.shape[-2] < 1 or x.shape[-1] < 1:
         raise ValueError(f"x must have positive height and width, got {x.shape[-2]}x{x.shape[-1]}")
-    autocast = torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type)
-    if x.dtype != kernel.dtype and not autocast:
+    if x.dtype != kernel.dtype and not autocast_enabled(x.device.type):
         raise TypeError(f"x has dtype {x.dtype} but the kernel has dtype {kernel.dtype}; convert one of them")
 
 

@@ -15,6 +15,8 @@ import contextlib
 import torch
 from torch import Tensor
 
+from ..math import _autocast
+
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
@@ -30,13 +32,13 @@ def promote(tensor: Tensor) -> Tensor:
 
 def full_precision(device: torch.device):
     """A context in which autocast is off on ``device`` (a no-op where autocast does not exist)."""
-    if torch.amp.is_autocast_available(device.type):
+    if _autocast.autocast_available(device.type):
         return torch.autocast(device.type, enabled=False)
     return contextlib.nullcontext()
 
 
 def autocast_enabled(device: torch.device) -> bool:
-    return torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type)
+    return _autocast.autocast_enabled(device.type)
 
 
 def check_finite(tensor: Tensor, message: str) -> None:
