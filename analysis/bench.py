@@ -24,12 +24,11 @@ import numpy as np
 import torch
 
 from orthoconv import BCOP
-from orthoconv.spectral import conv_singular_values, orthogonality_certificate
-from orthoconv.io.table import format_table
-from orthoconv.verify import check_orthogonal
-
 from orthoconv.cli.args import Parser, device, output_file
 from orthoconv.io import progress
+from orthoconv.io.table import format_table
+from orthoconv.spectral import conv_singular_values, orthogonality_certificate
+from orthoconv.verify import check_orthogonal
 
 from .harness import write_json
 from .timing import RepeatPolicy, add_policy_arguments, flag_summary, policy_from, timed_row, verdict

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from orthoconv.cli.args import Parser, device as device_type, positive_int
+from orthoconv.cli.args import Parser, positive_int
+from orthoconv.cli.args import device as device_type
 from orthoconv.io import device_name, format_table, load_average, run_metadata, write_json
 from orthoconv.networks import build
 

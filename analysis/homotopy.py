@@ -24,8 +24,8 @@ import torch
 
 from orthoconv.blocks import bcop_kernel
 from orthoconv.invariants import component_invariants, kernel_degrees, sample_bcop_factors
-from orthoconv.spectral import orthogonality_certificate
 from orthoconv.io.table import format_table
+from orthoconv.spectral import orthogonality_certificate
 
 from .components import parameter_classes
 from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json

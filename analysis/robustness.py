@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
+from orthoconv import io
 from orthoconv.cli.args import device as device_type
 from orthoconv.cli.args import positive_int
-from orthoconv import io
 from orthoconv.io import device_name, format_table, load_average
 from orthoconv.networks import ARCHITECTURES, CONV_LAYERS
 

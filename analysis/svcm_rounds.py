@@ -20,8 +20,8 @@ import sys
 import torch
 
 from orthoconv.cli.args import positive_int
-from orthoconv.nn.svcm import svcm_history
 from orthoconv.io.table import format_table
+from orthoconv.nn.svcm import svcm_history
 
 from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 

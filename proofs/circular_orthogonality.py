@@ -37,8 +37,8 @@ import itertools
 import sympy as sp
 
 from . import rational
-from .kernels import bcop_transfer, gram_coefficients, symbolic_taps, taps_1d, taps_of, transfer_1d
 from .inequalities import contradictory
+from .kernels import bcop_transfer, gram_coefficients, symbolic_taps, taps_1d, taps_of, transfer_1d
 from .noncommutative import equal_modulo, matrices, transpose_product
 from .operators import as_taps, circular_operator, is_orthogonal, shift
 from .result import Check, ProofResult, all_hold, run_theorem

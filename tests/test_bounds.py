@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 import orthoconv as oc
 from orthoconv.certify import lipschitz_bound
-from orthoconv.math.bounds import reshaped_kernel_bound, tap_norm_bound, zero_padding_norm_bound
 from orthoconv.gram import (
     gram_iteration_norm,
     gram_log_bounds,
@@ -18,6 +17,7 @@ from orthoconv.gram import (
     gram_spectral_norm_bound,
     gram_spectral_norm_enclosure,
 )
+from orthoconv.math.bounds import reshaped_kernel_bound, tap_norm_bound, zero_padding_norm_bound
 from orthoconv.spectral import (
     circular_spectral_norm,
     conv_singular_values,

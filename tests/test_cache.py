@@ -5,10 +5,11 @@ Reference: an independent layer rebuilt from ``config()`` and loaded from the ch
 
 import pytest
 import torch
-from layer_zoo import LAYERS, build, example_input, rebuilt
 from torch import nn
 
 import orthoconv as oc
+
+from layer_zoo import LAYERS, build, example_input, rebuilt
 
 F64 = torch.float64
 

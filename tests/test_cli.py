@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from orthoconv import BCOP, SOC, GroupSort, MaxMin, gradient_norm_ratio
-from orthoconv.verify import check_model, check_orthogonal
 from orthoconv.cli import main
 from orthoconv.cli.run import EXPERIMENTS
+from orthoconv.verify import check_model, check_orthogonal
 
 
 def test_help_explains_every_command(capsys):

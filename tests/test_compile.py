@@ -10,6 +10,7 @@ import copy
 
 import pytest
 import torch
+
 from layer_zoo import LAYERS, PARAMETERLESS, build, example_input
 
 ALL = sorted({**LAYERS, **PARAMETERLESS})

@@ -14,6 +14,7 @@ import orthoconv as oc
 from orthoconv.networks import build
 from orthoconv.training import TrainConfig, train
 from orthoconv.training.loop import local_batch
+
 from test_data import write_mnist
 
 SCRIPT = """

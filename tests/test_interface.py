@@ -10,13 +10,14 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from layer_zoo import CONV_LAYERS, LAYERS, PARAMETERLESS, SIZE, build, example_input
 
 import orthoconv as oc
 from orthoconv.math.conv import conv2d_same, conv2d_same_adjoint, pad
 from orthoconv.nn.norms import torus_norm_bound
 from orthoconv.spectral import circular_spectral_norm, dense_operator
 from orthoconv.verify.checkpoint import load_state_dicts, orthoconv_layers
+
+from layer_zoo import CONV_LAYERS, LAYERS, PARAMETERLESS, SIZE, build, example_input
 
 F64 = torch.float64
 CONV_CLASSES = [oc.BCOP, oc.RKO, oc.OSSN, oc.SVCM, oc.RKL2NE, oc.CayleyConv, oc.SOC, oc.StridedBCOP]

@@ -7,9 +7,10 @@ spectrum.
 
 import pytest
 import torch
-from layer_zoo import LAYERS, build, example_input
 
 import orthoconv as oc
+
+from layer_zoo import LAYERS, build, example_input
 
 HALF = [torch.float16, torch.bfloat16]
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_spectral import circular_cases, kernel_of, reference_values
 
 from orthoconv.math.spectral import certified, gram_taps
 from orthoconv.spectral import (
@@ -21,7 +22,6 @@ from orthoconv.spectral import (
 )
 
 from strategies import conv_shapes
-from test_spectral import circular_cases, kernel_of, reference_values
 
 F64 = torch.float64
 

@@ -13,6 +13,7 @@ from orthoconv.cli import main
 from orthoconv.data import Dataset, Split, load
 from orthoconv.networks import load as load_network
 from orthoconv.training import TrainConfig, batch_order, margin_hinge_loss, offset_cross_entropy, train
+
 from test_data import write_mnist
 
 
