@@ -14,7 +14,13 @@ that do not depend on it (parameters, constants, shapes) have ``L = 0``. Then, n
 - a mean over ``n`` entries ``1 / sqrt(n)``, a sum ``sqrt(n)``; views, reshapes, permutations, basic
   slicing and dtype/device casts 1.
 
-Any other operation on an input-dependent value raises ``TypeError`` naming it. A model that ``torch.fx``
+An in-place operation (``y.mul_(c)``, ``x += f(x)``, ``nn.ReLU(inplace=True)``, ``out=``; seen by the
+version counters of its arguments) also changes every value that shares the mutated storage: the value
+it returns gets the new bound, any other view of that storage ``L(old) + L(new)`` (its entries are old
+ones and new ones). Every input-dependent value must keep the input's batch size in its first dimension
+(a per-sample map; broadcasting over samples or flattening them together is refused) and a floating
+dtype (a cast to integers or bool is a step function). Any other operation on an input-dependent value
+raises ``TypeError`` naming it. A model that ``torch.fx``
 cannot trace is composed child by child where that is provably its forward (a plain ``nn.Sequential``),
 and refused otherwise.
 """
@@ -65,7 +71,7 @@ class _Tracer(fx.Tracer):
 _PASS = {torch.flatten, torch.reshape, torch.permute, torch.transpose, torch.squeeze, torch.unsqueeze, torch.movedim,
          torch.swapaxes, torch.swapdims, torch.t, F.pixel_shuffle, F.pixel_unshuffle, torch.narrow, torch.clone,
          torch.detach, operator.getitem, torch.chunk, torch.split, torch.unbind, torch.abs, torch.clamp, F.hardtanh,
-         torch.relu, F.relu, F.relu6, torch.tanh, F.tanh, F.softplus, F.softsign, F.logsigmoid}
+         torch.relu, F.relu, F.relu6, torch.tanh, F.tanh, F.softsign, F.logsigmoid}
 _PASS_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze", "unsqueeze", "t",
                  "view_as", "reshape_as", "float", "double", "half", "bfloat16", "to", "type", "type_as", "clone",
                  "detach", "chunk", "split", "unbind", "narrow", "movedim", "abs", "clamp", "clip", "relu", "relu_",
@@ -82,7 +88,8 @@ _FUNCTIONAL_MODULES = {
     F.adaptive_avg_pool3d: nn.AdaptiveAvgPool3d, F.max_pool1d: nn.MaxPool1d, F.max_pool2d: nn.MaxPool2d,
     F.max_pool3d: nn.MaxPool3d, F.adaptive_max_pool2d: nn.AdaptiveMaxPool2d, torch.sigmoid: nn.Sigmoid,
     F.sigmoid: nn.Sigmoid, F.leaky_relu: nn.LeakyReLU, F.elu: nn.ELU, F.gelu: nn.GELU, F.silu: nn.SiLU,
-    F.hardswish: nn.Hardswish, F.hardsigmoid: nn.Hardsigmoid, F.dropout: None, F.dropout2d: None,
+    F.hardswish: nn.Hardswish, F.hardsigmoid: nn.Hardsigmoid, F.softplus: nn.Softplus, F.celu: nn.CELU,
+    F.dropout: None, F.dropout2d: None,
 }
 _METHOD_MODULES = {"sigmoid": nn.Sigmoid, "sigmoid_": nn.Sigmoid}
 _UNKNOWN = object()
@@ -111,6 +118,29 @@ def _dim_arg(node: fx.Node, default):
     return node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else default)
 
 
+def _tensors(value):
+    if isinstance(value, Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _tensors(v)
+
+
+def _version(tensor: Tensor) -> int | None:
+    try:
+        return tensor._version
+    except RuntimeError:  # an inference-mode tensor keeps no version counter
+        return None
+
+
+def _storage(tensor: Tensor) -> int:
+    return tensor.untyped_storage().data_ptr()
+
+
+def _same_view(a: Tensor, b: Tensor) -> bool:
+    return (a.data_ptr(), a.shape, a.stride(), a.dtype) == (b.data_ptr(), b.shape, b.stride(), b.dtype)
+
+
 def _basic_index(index) -> bool:
     items = index if isinstance(index, tuple) else (index,)
     return all(i is None or i is Ellipsis or isinstance(i, (int, slice)) for i in items)
@@ -128,16 +158,21 @@ class _Composer(fx.Interpreter):
         self.layers: list[LayerCall] = []
         self.calls: dict[str, int] = {}
         self.first_input = True
+        self.batch: int | None = None
 
     def lip(self, arg) -> float:
         return self.L.get(arg, 0.0) if isinstance(arg, fx.Node) else 0.0
 
     def run_node(self, node: fx.Node):
+        arguments = [t for n in node.all_input_nodes for t in _tensors(self.env.get(n))]
+        versions = [_version(t) for t in arguments]
         with torch.no_grad():
             value = super().run_node(node)
         self.shapes[node] = value.shape if isinstance(value, Tensor) else None
         if node.op == "placeholder":
             self.L[node] = 1.0 if self.first_input else 0.0
+            if self.first_input:
+                self.batch = value.shape[0]
             self.first_input = False
             return value
         inputs = node.all_input_nodes
@@ -146,9 +181,36 @@ class _Composer(fx.Interpreter):
                 self.L[node] = self._output(node.args[0])
             else:
                 self.L[node] = 0.0
-            return value
-        self.L[node] = self._bound(node, value)
+        else:
+            self.L[node] = self._bound(node, value)
+            self._check_per_sample(node, value)
+        mutated = [t for t, v in zip(arguments, versions) if v is not None and _version(t) != v]
+        if mutated:
+            self._mutation(node, value, mutated)
         return value
+
+    def _check_per_sample(self, node: fx.Node, value) -> None:
+        for t in _tensors(value):
+            if t.dim() == 0 or t.shape[0] != self.batch:
+                raise TypeError(f"{_op_name(node)} gives shape {tuple(t.shape)} from a batch of {self.batch}: the "
+                                "first dimension must stay the batch (a per-sample map), samples would mix or repeat")
+            if not (t.is_floating_point() or t.is_complex()):
+                raise TypeError(f"{_op_name(node)} casts an input-dependent value to {t.dtype}: a step function, "
+                                "not Lipschitz")
+
+    def _mutation(self, node: fx.Node, value, mutated: list[Tensor]) -> None:
+        """``node`` wrote into ``mutated`` in place: every live value sharing their storage changes."""
+        storages = {_storage(t) for t in mutated}
+        new = self.L[node]
+        results = list(_tensors(value))
+        for other, held in self.env.items():
+            if other is node:
+                continue
+            tensors = list(_tensors(held))
+            if not any(_storage(t) in storages for t in tensors):
+                continue
+            whole = isinstance(held, Tensor) and any(_same_view(held, r) for r in results)
+            self.L[other] = new if whole else self.lip(other) + new
 
     def _output(self, result) -> float:
         leaves = []
@@ -228,8 +290,8 @@ class _Composer(fx.Interpreter):
         shape = self.shapes[node.args[0]]
         n = _numel_per_sample(shape) / max(1, _numel_per_sample(out_shape) if out_shape is not None else 1)
         dims = _dim_arg(node, None)
-        dims = dims if isinstance(dims, (tuple, list)) else (dims,)
-        if dims == (None,) or any(d % len(shape) == 0 for d in dims):
+        dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+        if dims in ((None,), ()) or any(d % len(shape) == 0 for d in dims):
             raise TypeError(f"{_op_name(node)} reduces over the batch dimension: samples would mix")
         return L * (1 / math.sqrt(n) if mean else math.sqrt(n))
 

@@ -121,7 +121,8 @@ def _check_finite(model: nn.Module) -> None:
 
 def _check_hooks(model: nn.Module) -> None:
     """Forward hooks may change outputs behind the weights' back; only the weight-setting pre-hooks of
-    ``torch.nn.utils.spectral_norm`` / ``weight_norm`` are known (the bound then reads the weight they set)."""
+    ``torch.nn.utils.spectral_norm`` / ``weight_norm`` are known (the bound then reads the weight they set).
+    A ``forward`` replaced on an instance or on a torch.nn / orthoconv.nn class does the same."""
     from torch.nn.modules import module as module_globals
     from torch.nn.utils.spectral_norm import SpectralNorm
     from torch.nn.utils.weight_norm import WeightNorm
@@ -129,10 +130,19 @@ def _check_hooks(model: nn.Module) -> None:
     if module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks:
         raise ValueError("global forward hooks are registered; they can change any layer's output: remove them")
     for name, module in model.named_modules():
+        label = name or type(model).__name__
         unknown = [h for h in module._forward_pre_hooks.values() if not isinstance(h, (SpectralNorm, WeightNorm))]
         if module._forward_hooks or unknown:
-            raise ValueError(f"module {name or type(model).__name__!r} has forward hooks, which can change its output "
+            raise ValueError(f"module {label!r} has forward hooks, which can change its output "
                              "behind its weights: remove them before check_model")
+        replaced = sorted({"forward", "_call_impl"} & vars(module).keys())
+        if replaced:
+            raise ValueError(f"module {label!r} has its {replaced[0]} replaced on the instance: its output is not the "
+                             f"{type(module).__name__} its weights describe")
+        if type(module).__module__.startswith(("torch.nn", "orthoconv.nn.")) and not getattr(
+                type(module).forward, "__module__", "").startswith(("torch.", "orthoconv.")):
+            raise ValueError(f"{type(module).__name__}.forward is replaced (by {type(module).forward.__module__}): "
+                             "its output is not what its weights describe")
 
 
 def _same_output(traced, direct) -> bool:
@@ -187,10 +197,11 @@ def check_model(model: nn.Module, example_input: Tensor, tol: float | None = Non
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        with progress(total=None, label="check_model", enabled=show_progress) as bar:
-            composition: Composition = compose(model, example_input, bar=bar)
-        with torch.no_grad():
-            direct = model(example_input)
+        with torch.inference_mode(False):  # fresh copies: version counters for in-place ops, the input unchanged
+            with progress(total=None, label="check_model", enabled=show_progress) as bar:
+                composition: Composition = compose(model, example_input.clone(), bar=bar)
+            with torch.no_grad():
+                direct = model(example_input.clone())
         if not _same_output(composition.output, direct):
             raise ValueError("the traced graph does not reproduce the model's output (its forward depends on "
                              "something torch.fx does not record): no certified composition")

@@ -11,7 +11,11 @@ and constant shifts do not count (``f(x) - f(y)`` removes them).
 - Pooling: :mod:`orthoconv.verify.pooling`. Padding: a copy map, singular values ``sqrt(copies)``.
 - Elementwise activations: ``sup |f'|`` (ReLU family and Tanh 1, Sigmoid 1/4, LeakyReLU / PReLU / ELU
   ``max(1, |slope|)``, GELU ``Phi(sqrt 2) + sqrt 2 phi(sqrt 2) = 1.1289``, SiLU 1.1 (sup 1.09984 at
-  x = 2.3994), Hardswish 3/2, Hardsigmoid 1/6); GroupSort/MaxMin 1 (sorting is 1-Lipschitz, Anil et al. 2019).
+  x = 2.3994), Hardswish 3/2, Hardsigmoid 1/6, CELU 1 for ``alpha > 0``, Softplus 1 for ``beta > 0``
+  where torch's switch to the identity above ``threshold / beta`` jumps by at most 1e-6, the jump
+  ``log1p(exp(-threshold)) / beta`` stated in the method); GroupSort/MaxMin 1 (sorting is 1-Lipschitz,
+  Anil et al. 2019). Other parameter values (a negative CELU ``alpha``: unbounded slope; a low Softplus
+  threshold: a discontinuity) raise ``TypeError``.
 - Identity, Flatten, Unflatten, Dropout (eval) and permutations (pixel (un)shuffle, channel shuffle,
   InvertibleDownsampling): orthogonal, 1.
 
@@ -43,8 +47,8 @@ from .orthogonality import default_tolerance
 from .pooling import avg_pool_singular_range, max_pool_lipschitz
 
 GELU_LIPSCHITZ = 0.5 * (1 + math.erf(1.0)) + math.sqrt(2) * math.exp(-1.0) / math.sqrt(2 * math.pi)
-_ONE_LIPSCHITZ = (nn.ReLU, nn.ReLU6, nn.Tanh, nn.Hardtanh, nn.Softsign, nn.Softplus, nn.CELU, nn.Tanhshrink,
-                  nn.Softshrink, nn.LogSigmoid)
+_ONE_LIPSCHITZ = (nn.ReLU, nn.ReLU6, nn.Tanh, nn.Hardtanh, nn.Softsign, nn.Tanhshrink, nn.Softshrink, nn.LogSigmoid)
+SOFTPLUS_MAX_JUMP = 1e-6
 _IDENTITY = (nn.Identity, nn.Flatten, nn.Unflatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
              nn.AlphaDropout, nn.FeatureAlphaDropout)
 _PERMUTATION = (nn.PixelShuffle, nn.PixelUnshuffle, nn.ChannelShuffle, InvertibleDownsampling)
@@ -154,8 +158,12 @@ def _pad_bound(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[in
     pads = list(module.padding)
     modes = {"Reflection": "reflect", "Replication": "replicate", "Circular": "circular"}
     mode = next((m for prefix, m in modes.items() if type(module).__name__.startswith(prefix)), "constant")
+    n_axes = len(pads) // 2  # torch pads the last ``n_axes`` dimensions, also of an unbatched input
+    if n_axes > len(in_shape):
+        raise TypeError(f"{type(module).__name__} pads {n_axes} dimensions of a sample with {len(in_shape)}: "
+                        "it would pad across the batch")
     most = least = kept = 1
-    for axis, n in enumerate(reversed(in_shape[1:])):
+    for axis, n in enumerate(reversed(in_shape[len(in_shape) - n_axes:])):
         index = torch.arange(n, dtype=torch.float64).view(1, 1, n)
         pair = pads[2 * axis: 2 * axis + 2]
         padded = F.pad(index, pair, value=-1.0) if mode == "constant" else F.pad(index, pair, mode=mode)
@@ -163,7 +171,7 @@ def _pad_bound(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[in
         positive = counts[counts > 0]
         most, least, kept = most * int(counts.max()), least * int(positive.min()), kept * len(positive)
     n_in, n_out = math.prod(in_shape), math.prod(out_shape)
-    low = math.sqrt(least) if kept * in_shape[0] >= min(n_in, n_out) else 0.0
+    low = math.sqrt(least) if kept * math.prod(in_shape[:len(in_shape) - n_axes]) >= min(n_in, n_out) else 0.0
     return _linear(low, math.sqrt(most), True, "copy counts", _kind(n_in, n_out), 1e-12,
                    config={"padding": tuple(pads), "mode": mode})
 
@@ -178,6 +186,13 @@ def activation_lipschitz(module: nn.Module) -> tuple[float, bool] | None:
         return max(1.0, float(module.weight.detach().abs().max())), True
     if isinstance(module, nn.ELU):
         return max(1.0, abs(module.alpha)), True
+    if isinstance(module, nn.Softplus):
+        softplus_method(module)
+        return 1.0, True
+    if isinstance(module, nn.CELU):
+        if not module.alpha > 0:
+            raise TypeError(f"CELU(alpha={module.alpha}): for alpha <= 0 its slope exp(x / alpha) is unbounded")
+        return 1.0, True
     if isinstance(module, nn.SELU):
         return 1.0507009873554805 * 1.6732632423543772, True
     if isinstance(module, nn.Sigmoid):
@@ -191,6 +206,20 @@ def activation_lipschitz(module: nn.Module) -> tuple[float, bool] | None:
     if isinstance(module, nn.SiLU):
         return 1.1, False
     return None
+
+
+def softplus_method(module: nn.Softplus) -> str:
+    """The method text of Softplus's bound 1: ``log1p(exp(beta x)) / beta`` has slope ``sigmoid(beta x) < 1``;
+    torch returns ``x`` itself above ``threshold / beta``, a jump of ``log1p(exp(-threshold)) / beta`` there
+    (2.1e-9 at the defaults), accepted up to :data:`SOFTPLUS_MAX_JUMP` and stated; ``TypeError`` beyond."""
+    beta, threshold = float(module.beta), float(module.threshold)
+    if not beta > 0:
+        raise TypeError(f"Softplus(beta={beta}): only beta > 0 is bounded")
+    jump = math.log1p(math.exp(-threshold)) / beta if threshold > -700 else math.inf
+    if jump > SOFTPLUS_MAX_JUMP:
+        raise TypeError(f"Softplus(beta={beta}, threshold={threshold}) jumps by {jump:.3g} where torch switches to "
+                        f"the identity (x = {threshold / beta:g}): discontinuous, no Lipschitz bound")
+    return f"sup |f'|; not counted: a jump of {jump:.1e} at x = {threshold / beta:g} (torch's switch to the identity)"
 
 
 def module_bound(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> OperatorBound:
@@ -223,6 +252,8 @@ def module_bound(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[
         lipschitz, spatial = max_pool_lipschitz(module, in_shape[1:])
         _check_spatial(name, spatial, out_shape)
         return OperatorBound(lipschitz, False, lipschitz == 1.0, "window overlap")
+    if isinstance(module, nn.Softplus):
+        return OperatorBound(1.0, False, True, softplus_method(module))
     activation = activation_lipschitz(module)
     if activation is not None:
         return OperatorBound(activation[0], False, activation[1], "sup |f'|")

@@ -99,12 +99,19 @@ def _forward_matrix(module: nn.Module, input_shape: tuple[int, ...]) -> Tensor:
     """The matrix of ``x -> module(x) - module(0)`` (float64 copy of the module), from its forward on
     the basis vectors: exact for an affine module."""
     double = copy.deepcopy(module).to(torch.float64).eval()
+    state = {name: t.clone() for name, t in double.state_dict().items() if isinstance(t, Tensor)}
     p = next(iter(module.parameters()), None)
     device = p.device if p is not None else torch.device("cpu")
     size = math.prod(input_shape)
     basis = torch.eye(size, dtype=torch.float64, device=device).reshape(size, *input_shape)
     with torch.no_grad():
         out = double(torch.cat([basis, basis.new_zeros(1, *input_shape)]))
+    after = {name: t for name, t in double.state_dict().items() if isinstance(t, Tensor)}
+    moved = {n for n in state.keys() & after.keys() if not torch.equal(state[n], after[n])}
+    changed = sorted(set(state) ^ set(after) | moved)
+    if changed:
+        raise ValueError(f"{type(module).__name__}: its forward changes its own state ({', '.join(changed)}), so "
+                         "the map it computes is not fixed yet: run it once on inputs of this size first")
     return (out[:-1] - out[-1:]).reshape(size, -1).T
 
 
