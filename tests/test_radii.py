@@ -42,7 +42,7 @@ def test_certified_accuracy_counts_margins():
     assert certified_accuracy(logits, labels, 2.0, 0.2) == 0.25  # 0.5 <= sqrt(2) 0.2 2 = 0.566 < 2
     assert certified_accuracy(logits, labels, 1.0, 2.0) == 0.0
     radii = certified_radii(logits, labels, 2.0)
-    assert torch.equal(radii, torch.tensor([2.0, 0.5, 0.0, 0.0]) / (2 * math.sqrt(2)))
+    assert torch.equal(radii, torch.tensor([2.0, 0.5, 0.0, 0.0], dtype=torch.float64) / (2 * math.sqrt(2)))
 
 
 @pytest.mark.parametrize("L", [0.5, 1.0, 3.0])

@@ -25,7 +25,7 @@ def _margins(logits: Tensor, labels: Tensor) -> Tensor:
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= logits.shape[1]):
         low, high = int(labels.min()), int(labels.max())
         raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got range [{low}, {high}]")
-    logits = logits.detach()
+    logits = logits.detach().to(torch.float64)  # exact for every lower precision: no margin rounded upwards
     finite = torch.isfinite(logits)
     if not bool(finite.all()):
         rows = (~finite).any(dim=1).nonzero().squeeze(1)
@@ -56,7 +56,8 @@ def _check_lipschitz(lipschitz) -> float:
 def certified_radii(logits: Tensor, labels: Tensor, lipschitz) -> Tensor:
     """Per-example certified L2 radius ``max(margin, 0) / (sqrt(2) L)``.
 
-    ``margin = f_y(x) - max_{j != y} f_j(x)``; an ``L``-Lipschitz network keeps the prediction ``y`` for
+    ``margin = f_y(x) - max_{j != y} f_j(x)``, computed in float64 (returned in float64: a float16 margin
+    rounded to nearest could be larger than the true one); an ``L``-Lipschitz network keeps the prediction ``y`` for
     every ``x'`` with ``||x' - x|| < radius`` (the prediction is certified at ``eps`` iff
     ``margin > sqrt(2) eps L``, Li et al. 2019). Misclassified examples and ties get radius 0.
     Raises ``ValueError`` for non-finite logits (an ``inf`` logit would give an infinite radius, ``nan``

@@ -86,7 +86,7 @@ def rebuild_layer(prefix: str, config: dict, state: dict) -> tuple[nn.Module, li
     tensors = [v for v in own.values() if isinstance(v, Tensor) and v.is_floating_point()]
     dtype = tensors[0].dtype if tensors else torch.float32
     kwargs = dict(config)
-    kwargs.setdefault("bias", "bias" in own)
+    kwargs.setdefault("bias", any(k == "bias" or k.endswith(".bias") for k in own))  # StridedBCOP: conv.bias
     layer = _loaded(kwargs, own, dtype)
     if dtype in _HALF and callable(getattr(layer, "kernel", None)):
         try:

@@ -139,22 +139,39 @@ def check_layer(name: str, layer: nn.Module, size: tuple[int, ...], tol: float |
     except ValueError:
         kernel = None
     row.shape = tuple(kernel.shape) if kernel is not None else ()
-    spatial = _spatial(size, 2, name)
-    spectrum = module_spectrum(layer, spatial)
-    row.kind = isometry_kind(math.prod(spectrum.output_shape), math.prod(spectrum.input_shape))
     if tol is None:
         tol = default_tolerance(stored, kernel.detach()) if kernel is not None else default_tolerance(stored)
+    if kernel is not None and kernel.dim() == 2:  # OrthogonalLinear: its matrix
+        sigma = torch.linalg.svdvals(kernel.detach().to(torch.float64))
+        row.kind = isometry_kind(*kernel.shape)
+        row.notes.append("kernel() matrix, svd")
+        return _finish(row, float(sigma.min()), float(sigma.max()), tol, True, float(sigma.max()))
+    spatial = _spatial(size, 2, name)
+    try:
+        spectrum = module_spectrum(layer, spatial)
+    except (ValueError, TypeError) as err:
+        row.verdict = "error"
+        row.notes.append("cannot check: " + " ".join(str(err).split()))
+        return row
+    row.kind = isometry_kind(math.prod(spectrum.output_shape), math.prod(spectrum.input_shape))
     row.notes.append(f"kernel() with {getattr(layer, 'padding_mode', '?')} padding, {spectrum.method}")
     return _finish(row, spectrum.sigma_min, spectrum.sigma_max, tol, spectrum.exact, spectrum.sigma_max_lower)
 
 
-def _flag_unmatched_inputs(rows: list[tuple[WeightRow, int, int]]) -> None:
-    """Flag a convolution whose ``c_in`` is no other convolution's ``c_out`` (a grouped one, likely)."""
-    outputs = [c_out for _, _, c_out in rows]
-    for index, (row, c_in, _) in enumerate(rows):
+def _flag_unmatched_inputs(rows: list[tuple[WeightRow, int, int, bool]]) -> None:
+    """Flag a raw convolution weight whose ``c_in`` is no other convolution's ``c_out`` (a grouped one,
+    likely), and one with ``c_in = 1`` after a layer with several outputs (a depthwise one, likely).
+    Rebuilt orthoconv layers know their configuration and are not flagged."""
+    outputs = [c_out for _, _, c_out, _ in rows]
+    for index, (row, c_in, _, raw) in enumerate(rows):
+        if not raw:
+            continue
         others = outputs[:index] + outputs[index + 1:]
         if index > 0 and c_in not in others:
             row.notes.insert(0, f"FLAG: c_in {c_in} is no other layer's c_out: grouped? (checked as groups=1)")
+        elif index > 0 and c_in == 1 and outputs[index - 1] > 1:
+            row.notes.insert(0, f"FLAG: c_in 1 after a layer with {outputs[index - 1]} outputs: depthwise? "
+                                "(checked as groups=1)")
 
 
 def check_state_dict(prefix: str, state: dict, size: tuple[int, ...], tol: float | None, named: bool = True,
@@ -174,7 +191,8 @@ def check_state_dict(prefix: str, state: dict, size: tuple[int, ...], tol: float
                                       notes=["cannot rebuild: " + " ".join(str(layer).split())]))
                 continue
             row = check_layer(name, layer.to(device) if device else layer, size, tol, notes, stored)
-            channels.append((row, layer.in_channels, layer.out_channels))
+            if hasattr(layer, "in_channels"):
+                channels.append((row, layer.in_channels, layer.out_channels, False))
         elif key in used or not isinstance(tensor, Tensor):
             continue
         else:
@@ -186,7 +204,7 @@ def check_state_dict(prefix: str, state: dict, size: tuple[int, ...], tol: float
             row = check_weight(join(key), tensor.to(device) if device else tensor, kind, size, tol)
             if kind != "linear":
                 c_in, c_out = (tensor.shape[0], tensor.shape[1]) if kind == "conv_transpose" else tensor.shape[1::-1]
-                channels.append((row, c_in, c_out))
+                channels.append((row, c_in, c_out, True))
         rows.append(row)
         if bar is not None:
             bar.update(1)
