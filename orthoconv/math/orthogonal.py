@@ -150,11 +150,13 @@ class _SkewExp(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(S: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(S: Tensor, factor: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+        """``exp(factor S)``: ``factor = 2`` with ``S = P / 2 - P^T / 2`` keeps ``P - P^T`` from overflowing."""
         scale = binary_scale(S)
         complex_dtype = torch.complex128 if S.dtype == torch.float64 else torch.complex64
         eigenvalues, U = torch.linalg.eigh((S / scale).to(complex_dtype) * -1j)
-        theta = eigenvalues * scale.squeeze(-1)
+        big = torch.finfo(eigenvalues.dtype).max  # past it the angles are rounding noise; inf would give nan
+        theta = (eigenvalues * scale.squeeze(-1) * factor).clamp(-big, big)
         return ((U * torch.polar(torch.ones_like(theta), theta).unsqueeze(-2)) @ U.mH).real, U, theta
 
     @staticmethod
@@ -162,16 +164,18 @@ class _SkewExp(torch.autograd.Function):
         _, U, theta = output
         ctx.mark_non_differentiable(U, theta)
         ctx.save_for_backward(U, theta)
+        ctx.factor = inputs[1] if len(inputs) > 1 else 1.0
 
     @staticmethod
-    def backward(ctx, grad: Tensor, _grad_U=None, _grad_theta=None) -> Tensor:
+    def backward(ctx, grad: Tensor, _grad_U=None, _grad_theta=None) -> tuple[Tensor, None]:
         U, theta = ctx.saved_tensors
-        half_gap = (theta.unsqueeze(-1) - theta.unsqueeze(-2)) / 2
-        mean = (theta.unsqueeze(-1) + theta.unsqueeze(-2)) / 2
+        half = theta / 2  # halved first: the sum and difference of two angles near the dtype's max stay finite
+        half_gap = half.unsqueeze(-1) - half.unsqueeze(-2)
+        mean = half.unsqueeze(-1) + half.unsqueeze(-2)
         divided = torch.sinc(half_gap / math.pi)
         F = torch.complex(divided * torch.cos(mean), divided * torch.sin(mean))
         inner = U.mH @ grad.to(U.dtype) @ U
-        return (U @ (F.conj() * inner) @ U.mH).real
+        return (U @ (F.conj() * inner) @ U.mH).real * ctx.factor, None
 
 
 def expm_orthogonal(A: Tensor) -> Tensor:
@@ -192,8 +196,8 @@ def expm_orthogonal(A: Tensor) -> Tensor:
     eigenvalues and ``A = 0``.
     """
     n, r = A.shape[-2], A.shape[-1]
-    P = torch.nn.functional.pad(A, (0, n - r))
-    return qr_orthogonal(_SkewExp.apply(P - P.mT)[0][..., :r])
+    half = torch.nn.functional.pad(A, (0, n - r)) / 2  # exact; P / 2 - P^T / 2 cannot overflow
+    return qr_orthogonal(_SkewExp.apply(half - half.mT, 2.0)[0][..., :r])
 
 
 def bjorck_orthogonal(A: Tensor, tol: float | None = None, max_iter: int = 100, beta: float = 0.5) -> Tensor:
@@ -211,11 +215,15 @@ def bjorck_orthogonal(A: Tensor, tol: float | None = None, max_iter: int = 100, 
     ``torch.compile`` cannot capture it in one graph (``"qr"`` and ``"expm"`` compile whole).
     """
     _check_matrix(A, "A")
+    if A.numel() == 0:  # no columns (a rank-0 projector, a 1x1 BCOP's empty factors): vacuously orthonormal
+        return A.clone()
     r = A.shape[-1]
     tol = default_tolerance(A.dtype, r) if tol is None else tol
     eye = torch.eye(r, dtype=A.dtype, device=A.device)
     A = A / binary_scale(A)
     norm = torch.linalg.matrix_norm(A, ord="fro", keepdim=True)
+    if not bool(torch.isfinite(norm).all()):
+        raise ValueError("bjorck_orthogonal: A has nan or inf entries")
     if not bool((norm > 0).all()):
         raise BjorckConvergenceError("bjorck_orthogonal: A has a zero matrix, which has no orthonormal frame")
     X = A / norm

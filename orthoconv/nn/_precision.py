@@ -41,6 +41,17 @@ def autocast_enabled(device: torch.device) -> bool:
     return _autocast.autocast_enabled(device.type)
 
 
+def check_true(condition: Tensor, message: str) -> None:
+    """Raise ``ValueError(message)`` unless the 0-d boolean ``condition`` holds (``torch._assert_async`` under
+    ``torch.compile``/``torch.export``; skipped on ``meta``), as :func:`check_finite` does."""
+    if condition.device.type == "meta":
+        return
+    if torch.compiler.is_compiling():
+        torch._assert_async(condition, message)
+    elif not bool(condition):
+        raise ValueError(message)
+
+
 def check_finite(tensor: Tensor, message: str) -> None:
     """Raise ``ValueError(message)`` where ``tensor`` has a nan or inf.
 
@@ -48,10 +59,4 @@ def check_finite(tensor: Tensor, message: str) -> None:
     break the graph): ``torch._assert_async``, which fails when the compiled graph runs. Skipped on
     the ``meta`` device (no data).
     """
-    if tensor.device.type == "meta":
-        return
-    finite = torch.isfinite(tensor).all()
-    if torch.compiler.is_compiling():
-        torch._assert_async(finite, message)
-    elif not bool(finite):
-        raise ValueError(message)
+    check_true(torch.isfinite(tensor).all(), message)

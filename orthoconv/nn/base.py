@@ -30,7 +30,7 @@ from ._args import (
     check_stride_padding,
     square_kernel_size,
 )
-from ._precision import full_precision
+from ._precision import check_finite, full_precision
 from .cache import cached_build
 
 EXTRA_STATE = "_extra_state"
@@ -134,7 +134,13 @@ class KernelConv2d(Configurable):
     def kernel(self) -> Tensor:
         """The current kernel ``(out_channels, in_channels, kh, kw)`` in the parameters' dtype,
         differentiable; built in full precision even under autocast (float32 for half parameters)."""
-        return self._build("kernel", lambda: self._kernel().to(self._dtype))
+        def build() -> Tensor:
+            kernel = self._kernel()
+            check_finite(kernel, f"{self._name}: the kernel has nan or inf entries (non-finite parameters, or "
+                         "parameters too large for its construction): it is undefined")
+            return kernel.to(self._dtype)
+
+        return self._build("kernel", build)
 
     def _check_input(self, x: Tensor) -> None:
         """Raise unless ``x`` is a floating ``(N, in_channels, H, W)`` batch the layer accepts."""

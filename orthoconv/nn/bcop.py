@@ -13,6 +13,8 @@ columns) of ``K`` are kept: a co-isometry (isometry).
 
 from __future__ import annotations
 
+import operator
+
 import torch
 from torch import Tensor, nn
 
@@ -37,7 +39,7 @@ def resolve_ranks(projector_ranks, channels: int, kernel_size: int) -> tuple[tup
         ranks = ((projector_ranks,) * n, (projector_ranks,) * n)
     else:
         try:
-            p_ranks, q_ranks = (tuple(int(r) for r in seq) for seq in projector_ranks)
+            p_ranks, q_ranks = (tuple(operator.index(r) for r in seq) for seq in projector_ranks)
         except (TypeError, ValueError):
             raise ValueError(
                 "projector_ranks must be None, an int, or a pair (P ranks, Q ranks) of sequences, "

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..math.checks import positive_int
 from ..math.orthogonal import orthogonal
 from ._args import check_dtype, check_method
-from ._precision import autocast_enabled, full_precision, promote
+from ._precision import autocast_enabled, check_finite, full_precision, promote
 from .base import Configurable
 from .cache import cached_build
 
@@ -56,7 +56,9 @@ class OrthogonalLinear(Configurable):
 
     def _matrix(self) -> Tensor:
         with full_precision(self.param.device):
-            return orthogonal_matrix(promote(self.param), self.method).to(self.param.dtype)
+            matrix = orthogonal_matrix(promote(self.param), self.method)
+        check_finite(matrix, "OrthogonalLinear: the weight has nan or inf entries (non-finite parameters): undefined")
+        return matrix.to(self.param.dtype)
 
     def matrix(self) -> Tensor:
         """The current weight ``(out_features, in_features)``, differentiable (built once inside

@@ -58,7 +58,7 @@ from ..math.blocks import compose_kernels
 from ..math.checks import check_kernel, image_size, positive_int
 from ..math.conv import conv2d_same
 from ..math.spectral import frequency_response
-from ._precision import promote
+from ._precision import check_finite, promote
 from .base import KernelConv2d
 
 
@@ -233,8 +233,9 @@ class SOC(KernelConv2d):
         c = self.weight.shape[0]
         if self.in_channels < c:
             x = F.pad(x, (0, 0, 0, 0, 0, c - self.in_channels))
-        S = self.skew_kernel().to(self._dtype)
-        y = soc_apply(x, S, self.terms, self.padding_mode)[:, : self.out_channels]
+        S = self.skew_kernel()
+        check_finite(S, "SOC: the skew kernel has nan or inf entries (non-finite parameters): the layer is undefined")
+        y = soc_apply(x, S.to(self._dtype), self.terms, self.padding_mode)[:, : self.out_channels]
         return self._add_bias(y)
 
     def _kernel(self) -> Tensor:

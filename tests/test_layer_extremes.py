@@ -1,0 +1,107 @@
+"""Exact or an error, never silently wrong, at extreme parameters (faults a fresh-eyes review found: the
+Cayley transform losing orthogonality at large weights, nan kernels from nan or overflowing parameters,
+Björck on empty factors, fractional projector ranks). Reference: the dense matrix of each layer's forward."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import orthoconv as oc
+from orthoconv.math.orthogonal import BjorckConvergenceError, bjorck_orthogonal, orthogonal
+
+from dense_reference import forward_matrix
+
+F64 = torch.float64
+LIMIT = {torch.float64: 1e-12, torch.float32: 1e-5}
+
+
+def deviation(layer, c_in, H, W, dtype):
+    sigma = torch.linalg.svdvals(forward_matrix(layer, c_in, H, W, dtype).double())
+    return float((sigma - 1).abs().max())
+
+
+@settings(max_examples=12, deadline=None)
+@given(channels=st.sampled_from([(3, 3), (5, 3), (3, 5), (4, 4)]), exponent=st.integers(0, 14),
+       dtype=st.sampled_from([torch.float32, F64]), seed=st.integers(0, 50))
+def test_cayley_is_orthogonal_or_refuses_at_every_weight_scale(channels, exponent, dtype, seed):
+    """Odd channel counts put a zero eigenvalue in A at the real frequencies, where the solve loses
+    eps ||A||: before the fix, float32 weights 1e6 times their initialization gave 1.7e-2, 1e8 gave 0.88."""
+    torch.manual_seed(seed)
+    c_in, c_out = channels
+    layer = oc.CayleyConv(c_in, c_out, 3, input_size=(4, 4), dtype=dtype, bias=False)
+    with torch.no_grad():
+        layer.weight.mul_(10.0**exponent)
+    try:
+        dev = deviation(layer, c_in, 4, 4, dtype)
+    except ValueError as err:
+        assert "CayleyConv" in str(err)
+        return
+    assert dev < LIMIT[dtype]
+
+
+def test_cayley_keeps_float64_orthogonal_far_beyond_its_initial_scale():
+    torch.manual_seed(0)
+    layer = oc.CayleyConv(3, 3, 3, input_size=(4, 4), dtype=F64, bias=False)
+    with torch.no_grad():
+        layer.weight.mul_(1e8)
+    assert deviation(layer, 3, 4, 4, F64) < 1e-12
+
+
+def nan_layers():
+    return [
+        ("OrthogonalLinear", lambda: oc.OrthogonalLinear(4, 4), "param", (2, 4)),
+        ("RKO", lambda: oc.RKO(4, 4, 3), "weight", (1, 4, 4, 4)),
+        ("RKL2NE", lambda: oc.RKL2NE(4, 4, 3), "weight", (1, 4, 4, 4)),
+        ("SOC", lambda: oc.SOC(4, 4, 3, max_norm=None), "weight", (1, 4, 4, 4)),
+        ("OSSN", lambda: oc.OSSN(4, 4, 3, input_size=(4, 4)), "weight", (1, 4, 4, 4)),
+        ("SVCM", lambda: oc.SVCM(4, 4, 3, input_size=(4, 4)), "weight", (1, 4, 4, 4)),
+    ]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+@pytest.mark.parametrize("name, make, attr, shape", nan_layers(), ids=[n for n, *_ in nan_layers()])
+def test_non_finite_parameters_are_an_error_naming_the_layer(name, make, attr, shape, bad):
+    layer = make()
+    with torch.no_grad():
+        getattr(layer, attr).view(-1)[0] = bad
+    with pytest.raises(ValueError, match=name):
+        layer(torch.randn(*shape))
+
+
+@pytest.mark.parametrize("dtype, scale", [(torch.float32, 1.5e38), (F64, 8e307)])
+def test_expm_is_orthonormal_with_finite_gradients_up_to_the_dtype_max(dtype, scale):
+    """``P - P^T`` overflowed and the rotation angles became inf: a nan matrix from finite entries."""
+    signs = torch.tensor([[1.0, -1.0, 1.0, -1.0]], dtype=F64)
+    A = ((torch.rand(4, 4, generator=torch.Generator().manual_seed(0), dtype=F64) + 0.5) * signs * scale).to(dtype)
+    A.requires_grad_()
+    Q = orthogonal(A, "expm")
+    gram = Q.detach().double().mT @ Q.detach().double()
+    assert float((gram - torch.eye(4, dtype=F64)).abs().max()) < 10 * torch.finfo(dtype).eps * 4
+    (grad,) = torch.autograd.grad((Q * torch.randn(4, 4, dtype=dtype)).sum(), A)
+    assert bool(torch.isfinite(grad).all())
+
+
+@pytest.mark.parametrize("make, c_in", [
+    (lambda: oc.BCOP(4, 4, 1, method="bjorck", dtype=F64), 4),
+    (lambda: oc.StridedBCOP(2, 8, 2, method="bjorck", dtype=F64), 2),
+    (lambda: oc.BCOP(1, 1, 3, method="bjorck", dtype=F64), 1),
+    (lambda: oc.BCOP(4, 4, 3, projector_ranks=0, method="bjorck", dtype=F64), 4),
+], ids=["k1", "strided-k2", "one-channel", "rank-0"])
+def test_bjorck_handles_empty_factors(make, c_in):
+    layer = make()
+    assert deviation(layer, c_in, 4, 4, F64) < 1e-10
+
+
+def test_bjorck_names_nan_and_zero_inputs():
+    with pytest.raises(ValueError, match="nan or inf"):
+        bjorck_orthogonal(torch.full((3, 2), math.nan))
+    with pytest.raises(BjorckConvergenceError, match="zero matrix"):
+        bjorck_orthogonal(torch.zeros(3, 2))
+
+
+def test_fractional_projector_ranks_are_refused():
+    with pytest.raises(ValueError, match="projector_ranks"):
+        oc.BCOP(4, 4, 3, projector_ranks=((1.7, 1.2), (2.9, 3.5)))
