@@ -105,3 +105,13 @@ def test_bjorck_names_nan_and_zero_inputs():
 def test_fractional_projector_ranks_are_refused():
     with pytest.raises(ValueError, match="projector_ranks"):
         oc.BCOP(4, 4, 3, projector_ranks=((1.7, 1.2), (2.9, 3.5)))
+
+
+@pytest.mark.parametrize("layer_dtype, x_dtype", [(torch.float32, F64), (F64, torch.float32)])
+@pytest.mark.parametrize("make, shape", [(lambda d: oc.BCOP(4, 4, 3, dtype=d), (1, 4, 4, 4)),
+                                         (lambda d: oc.OrthogonalLinear(4, 4, dtype=d), (2, 4))], ids=["BCOP", "linear"])
+def test_float64_on_one_side_under_autocast_is_named(make, shape, layer_dtype, x_dtype):
+    """autocast does not cast float64: torch failed inside the convolution with a message naming no layer."""
+    layer = make(layer_dtype)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(TypeError, match="autocast does not cast float64"):
+        layer(torch.randn(*shape, dtype=x_dtype))

@@ -82,8 +82,19 @@ def check_image(x: Tensor, channels: int, layer: str, dtype: torch.dtype | None 
         raise TypeError(f"{layer}: x must be a floating point tensor, got dtype {x.dtype}")
     if x.shape[-2] < 1 or x.shape[-1] < 1:
         raise ValueError(f"{layer}: the image must have positive height and width, got {x.shape[-2]}x{x.shape[-1]}")
-    if dtype is not None and x.dtype != dtype and not autocast_enabled(x.device):
+    check_dtypes(x, dtype, layer)
+
+
+def check_dtypes(x: Tensor, dtype: torch.dtype | None, layer: str) -> None:
+    """``x`` of the layer's ``dtype``, or any dtype under autocast except float64 on one side only (autocast
+    leaves float64 alone, so the convolution would see two dtypes)."""
+    if dtype is None or x.dtype == dtype:
+        return
+    if not autocast_enabled(x.device):
         raise TypeError(
             f"{layer}: x has dtype {x.dtype} but the layer's parameters are {dtype}; convert one of them "
             f"(layer.to({x.dtype}) or x.to({dtype})), or run under torch.autocast"
         )
+    if torch.float64 in (x.dtype, dtype):
+        raise TypeError(f"{layer}: x has dtype {x.dtype} but the layer's parameters are {dtype}, and autocast does "
+                        "not cast float64; convert one of them")

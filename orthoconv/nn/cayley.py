@@ -29,7 +29,6 @@ from ._precision import check_finite, check_true, full_precision, promote
 from .base import KernelConv2d
 from .norms import kernel_bound
 
-
 POLISH_STEPS = 3
 
 

@@ -15,8 +15,8 @@ from torch import Tensor, nn
 
 from ..math.checks import positive_int
 from ..math.orthogonal import orthogonal
-from ._args import check_dtype, check_method
-from ._precision import autocast_enabled, check_finite, full_precision, promote
+from ._args import check_dtype, check_dtypes, check_method
+from ._precision import check_finite, full_precision, promote
 from .base import Configurable
 from .cache import cached_build
 
@@ -76,11 +76,7 @@ class OrthogonalLinear(Configurable):
             raise ValueError(
                 f"OrthogonalLinear: x must end in in_features = {self.in_features}, got shape {tuple(x.shape)}"
             )
-        if x.dtype != self.param.dtype and not autocast_enabled(x.device):
-            raise TypeError(
-                f"OrthogonalLinear: x has dtype {x.dtype} but the layer's parameters are {self.param.dtype}; "
-                f"convert one of them (layer.to({x.dtype}) or x.to({self.param.dtype})), or run under torch.autocast"
-            )
+        check_dtypes(x, self.param.dtype, "OrthogonalLinear")
         return nn.functional.linear(x, self.matrix(), self.bias)
 
     def config(self) -> dict:
