@@ -15,22 +15,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .graph import tensor_leaves
+
 
 def _flat_output(model: nn.Module, x: Tensor) -> Tensor:
     y = model(x)
-    leaves = [y] if isinstance(y, Tensor) else [t for t in _tensors(y)]
+    leaves = [y] if isinstance(y, Tensor) else list(tensor_leaves(y))
     return torch.cat([t.reshape(-1) for t in leaves])
-
-
-def _tensors(value):
-    if isinstance(value, Tensor):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            yield from _tensors(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _tensors(v)
 
 
 def jacobian_power_iteration(model: nn.Module, x: Tensor, steps: int, seed: int = 0) -> tuple[float, Tensor]:

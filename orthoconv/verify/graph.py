@@ -118,12 +118,16 @@ def _dim_arg(node: fx.Node, default):
     return node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else default)
 
 
-def _tensors(value):
+def tensor_leaves(value):
+    """Every tensor in ``value`` (a tensor, or tuples, lists and dicts of them), depth first."""
     if isinstance(value, Tensor):
         yield value
     elif isinstance(value, (tuple, list)):
         for v in value:
-            yield from _tensors(v)
+            yield from tensor_leaves(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from tensor_leaves(v)
 
 
 def _version(tensor: Tensor) -> int | None:
@@ -164,7 +168,7 @@ class _Composer(fx.Interpreter):
         return self.L.get(arg, 0.0) if isinstance(arg, fx.Node) else 0.0
 
     def run_node(self, node: fx.Node):
-        arguments = [t for n in node.all_input_nodes for t in _tensors(self.env.get(n))]
+        arguments = [t for n in node.all_input_nodes for t in tensor_leaves(self.env.get(n))]
         versions = [_version(t) for t in arguments]
         with torch.no_grad():
             value = super().run_node(node)
@@ -190,7 +194,7 @@ class _Composer(fx.Interpreter):
         return value
 
     def _check_per_sample(self, node: fx.Node, value) -> None:
-        for t in _tensors(value):
+        for t in tensor_leaves(value):
             if t.dim() == 0 or t.shape[0] != self.batch:
                 raise TypeError(f"{_op_name(node)} gives shape {tuple(t.shape)} from a batch of {self.batch}: the "
                                 "first dimension must stay the batch (a per-sample map), samples would mix or repeat")
@@ -202,11 +206,11 @@ class _Composer(fx.Interpreter):
         """``node`` wrote into ``mutated`` in place: every live value sharing their storage changes."""
         storages = {_storage(t) for t in mutated}
         new = self.L[node]
-        results = list(_tensors(value))
+        results = list(tensor_leaves(value))
         for other, held in self.env.items():
             if other is node:
                 continue
-            tensors = list(_tensors(held))
+            tensors = list(tensor_leaves(held))
             if not any(_storage(t) in storages for t in tensors):
                 continue
             whole = isinstance(held, Tensor) and any(_same_view(held, r) for r in results)

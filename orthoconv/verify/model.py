@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..io import format_table, progress
 from .empirical import lipschitz_lower_bound
-from .graph import Composition, LayerCall, compose
+from .graph import Composition, LayerCall, compose, tensor_leaves
 from .orthogonality import orthogonality_verdict
 
 TABLE_COLUMNS = ["name", "type", "input", "config", "sigma_min", "sigma_max", "exact", "tol", "verdict"]
@@ -146,8 +146,8 @@ def _check_hooks(model: nn.Module) -> None:
 
 
 def _same_output(traced, direct) -> bool:
-    a = [t for t in _leaves(traced)]
-    b = [t for t in _leaves(direct)]
+    a = list(tensor_leaves(traced))
+    b = list(tensor_leaves(direct))
     if len(a) != len(b):
         return False
     for p, q in zip(a, b):
@@ -157,17 +157,6 @@ def _same_output(traced, direct) -> bool:
         if not torch.allclose(p, q, rtol=1e-5, atol=1e-5 * scale):
             return False
     return True
-
-
-def _leaves(value):
-    if isinstance(value, Tensor):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            yield from _leaves(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
 
 
 def check_model(model: nn.Module, example_input: Tensor, tol: float | None = None, lower_steps: int = 10,
