@@ -52,7 +52,8 @@ def run(args, extra) -> int:
     training = record.get("training") or {}
     report.update(checkpoint=str(args.checkpoint), network=spec, dataset=data.name, split=args.split,
                   selected_epoch=training.get("epoch"), metadata=run_metadata(args, args.device))
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"certify-{args.split}"
+    subset = "" if args.limit is None else f"-first{args.limit}"
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"certify-{args.split}{subset}"
     out.mkdir(parents=True, exist_ok=True)
     title = f"{spec['arch']} / {spec['layer']} on {data.name} {args.split} ({report['n']} images)"
     figure = plot_radii(report, out / "radii.png", title)
@@ -100,7 +101,8 @@ def add_parser(sub) -> None:
     parser.add_argument("--split", choices=("test", "val"), default="test", help="split (default %(default)s)")
     parser.add_argument("--eps", type=types.positive_float, nargs="+", default=None, metavar="EPS",
                         help="L2 radii (default: 0.5 1.0 1.58 on MNIST-like data, 36/255 72/255 108/255 on CIFAR-10)")
-    parser.add_argument("--limit", type=types.positive_int, default=None, help="only the first N images of the split")
+    parser.add_argument("--limit", type=types.positive_int, default=None, help="only the first N images of the split (a random sample: the evaluation splits are in a seeded "
+                        "random order)")
     parser.add_argument("--no-attack", action="store_true", help="skip the attacks (certificate only)")
     parser.add_argument("--pgd-steps", type=types.positive_int, default=100, help="L2PGD steps (default %(default)s)")
     parser.add_argument("--fmn-steps", type=types.positive_int, default=100, help="FMN steps (default %(default)s)")
@@ -113,6 +115,6 @@ def add_parser(sub) -> None:
     parser.add_argument("--device", type=types.device, default="cpu", help="cpu, cuda, ... (default %(default)s)")
     parser.add_argument("--threads", type=types.positive_int, default=1, help="CPU threads (default 1, as for train)")
     parser.add_argument("--out", default=None, help="folder for certify.json and radii.png "
-                        "(default: beside the checkpoint, certify-SPLIT)")
+                        "(default: beside the checkpoint, certify-SPLIT, or certify-SPLIT-firstN with --limit N)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.set_defaults(func=run)

@@ -23,8 +23,11 @@ def stratified_split(labels: Tensor, fractions, seed: int = 0) -> list[Tensor]:
 
     Within each class of ``n_c`` examples (in a random order drawn from ``seed``), part ``i`` takes
     ``round(fractions[i] * n_c)`` of them and ``rest`` keeps what remains, so every part has the
-    class proportions of the whole (up to rounding). Each index set is sorted. The split depends on
-    ``labels``, ``fractions`` and ``seed`` only (a CPU generator), never on the global RNG.
+    class proportions of the whole (up to rounding). ``rest`` (the training part) is sorted; the other
+    parts come in a seeded random order, so that their first ``n`` entries are a random sample and not
+    the first classes (data files are often ordered by class: ``--limit 50`` on a sorted MNIST-5k test
+    split was 50 zeros). The split depends on ``labels``, ``fractions`` and ``seed`` only (a CPU
+    generator), never on the global RNG.
     """
     if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.is_floating_point():
         raise ValueError(f"labels must be a 1-D integer tensor, got {getattr(labels, 'shape', labels)}")
@@ -43,4 +46,5 @@ def stratified_split(labels: Tensor, fractions, seed: int = 0) -> list[Tensor]:
             parts[i + 1].append(members[start:start + count])
             start += count
         parts[0].append(members[start:])
-    return [torch.sort(torch.cat(p)).values if p else torch.empty(0, dtype=torch.int64) for p in parts]
+    sets = [torch.sort(torch.cat(p)).values if p else torch.empty(0, dtype=torch.int64) for p in parts]
+    return [sets[0], *(part[torch.randperm(part.numel(), generator=generator)] for part in sets[1:])]
