@@ -269,3 +269,14 @@ def test_subcommands_dispatch_to_their_modules(argv, capsys):
     out = capsys.readouterr().out
     prog = " ".join(["orthoconv", *argv[:-1]])
     assert f"usage: {prog} " in out and "--" in out.split("usage:", 1)[1]
+
+
+def test_output_and_input_kinds_are_named_and_a_failed_resume_leaves_nothing(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    for argv, message in ((["train", "--epochs", "1", "--out", str(tmp_path / "afile")], "--out"),
+                          (["certify", str(tmp_path)], "is a folder; expected a file")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(tmp_path / "never")]) == 2
+    assert not (tmp_path / "never").exists()

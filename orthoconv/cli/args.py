@@ -95,9 +95,19 @@ def output_file(text: str) -> Path:
     return path
 
 
+def output_folder(text: str) -> Path:
+    """argparse type: a folder to write into (created later; an existing file there is refused)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; expected a folder")
+    return path
+
+
 def input_file(text: str) -> Path:
     """argparse type: an existing file."""
     path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; expected a file (e.g. {text}/model.pt)")
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"no such file: {text}")
     return path

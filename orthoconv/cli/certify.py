@@ -114,7 +114,7 @@ def add_parser(sub) -> None:
                         help="evaluation dtype, float64 (default) or float32")
     parser.add_argument("--device", type=types.device, default="cpu", help="cpu, cuda, ... (default %(default)s)")
     parser.add_argument("--threads", type=types.positive_int, default=1, help="CPU threads (default 1, as for train)")
-    parser.add_argument("--out", default=None, help="folder for certify.json and radii.png "
+    parser.add_argument("--out", type=types.output_folder, default=None, help="folder for certify.json and radii.png "
                         "(default: beside the checkpoint, certify-SPLIT, or certify-SPLIT-firstN with --limit N)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.set_defaults(func=run)

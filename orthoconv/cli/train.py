@@ -23,7 +23,7 @@ def run(args, extra) -> int:
     from ..training import TrainConfig, train
 
     torch.set_num_threads(args.threads)
-    out = args.out or f"runs/{args.dataset}-{args.arch}-{args.layer}-seed{args.seed}"
+    out = str(args.out or f"runs/{args.dataset}-{args.arch}-{args.layer}-seed{args.seed}")
     config = TrainConfig(
         dataset=args.dataset, data_dir=args.data_dir, split_seed=args.split_seed, arch=args.arch, layer=args.layer,
         activation=args.activation, normalize=args.normalize, loss=args.loss, train_eps=args.train_eps,
@@ -94,7 +94,8 @@ def add_parser(sub) -> None:
                      help="radii of the final test certificate (default: 0.5 1.0 1.58 on MNIST-like data, 36/255 "
                      "72/255 108/255 on CIFAR-10)")
     run_group = parser.add_argument_group("run")
-    run_group.add_argument("--out", default=None, help="output folder (default runs/DATASET-ARCH-LAYER-seedSEED)")
+    run_group.add_argument("--out", type=types.output_folder, default=None,
+                           help="output folder (default runs/DATASET-ARCH-LAYER-seedSEED)")
     run_group.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
     run_group.add_argument("--device", type=types.device, default=d.device, help="cpu, cuda, ... (default %(default)s)")
     run_group.add_argument("--precision", choices=PRECISIONS, default=d.precision,

@@ -205,9 +205,9 @@ def _train(config: TrainConfig, context: Context, resume: bool, log, data: Datas
     out = Path(config.out)
     if not resume and (out / CHECKPOINT).exists():
         raise ValueError(f"{out} already holds a run ({CHECKPOINT}): pass --resume to continue it, or another --out")
+    record = _resume_state(out, config) if resume else None  # before mkdir: a failed resume leaves no folder
     if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
-    record = _resume_state(out, config) if resume else None
     if data is None:
         data = load(config.dataset, config.data_dir, val_fraction=config.val_fraction,
                     test_fraction=config.test_fraction, seed=config.split_seed)
