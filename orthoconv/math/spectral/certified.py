@@ -194,7 +194,33 @@ def certified_circular_norm(kernel: Tensor, size: tuple[int, ...], stride: tuple
                             dilation: tuple[int, ...], groups: int, rtol: float,
                             max_bytes: int = DEFAULT_CHUNK_BYTES) -> CertifiedNorm:
     """``lower <= ||A||_2 <= upper <= (1 + rtol) lower`` for the circular convolution ``A`` (checked
-    arguments as :func:`.circular.circular_arguments` returns them), by the method of the module docstring."""
+    arguments as :func:`.circular.circular_arguments` returns them), by the method of the module docstring.
+
+    The norm is homogeneous, so the kernel is first divided by the power of two ``s`` that brings its
+    largest entry into ``[1/2, 1)``: the rounding margins of the method are relative and hold for entries
+    of unit size, not for subnormal or overflowing Gram entries (kernels near 1e-160 or 1e150 in float64,
+    1e-22 in float32, gave enclosures on the wrong side). Entries that the division flushes to zero are
+    a perturbation ``D`` with ``||conv(D)|| <= sum |D|``, added to the margins; the ends are multiplied back by ``s``.
+    """
+    peak = float(kernel.detach().abs().max()) if kernel.numel() else 0.0
+    if not math.isfinite(peak):
+        raise ValueError("kernel has nan or inf entries")
+    if peak == 0.0:
+        return _certified_unit(kernel, size, stride, dilation, groups, rtol, max_bytes)
+    scale = math.ldexp(1.0, math.frexp(peak)[1])
+    unit = (kernel / scale).to(kernel.dtype)
+    lost = float((kernel - unit * scale).abs().sum())  # exact but for entries flushed below the smallest subnormal
+    result = _certified_unit(unit, size, stride, dilation, groups, rtol, max_bytes)
+    lower = max(0.0, result.lower * scale - lost)
+    upper = result.upper * scale + lost
+    if not (math.isfinite(upper) and math.isfinite(result.lower * scale)):
+        raise ValueError(f"the kernel's norm (about {peak:.3g} times its size) overflows float64")
+    return CertifiedNorm(lower, upper, result.frequencies, result.pruned, result.certified, result.decomposed)
+
+
+def _certified_unit(kernel: Tensor, size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
+                    groups: int, rtol: float, max_bytes: int) -> CertifiedNorm:
+    """:func:`certified_circular_norm` of a kernel whose entries are at most 1 in magnitude."""
     dims = kernel.dim() - 2
     device = kernel.device
     ksize = tuple(kernel.shape[2:])
