@@ -73,18 +73,26 @@ def train(net: nn.Sequential, target: nn.Sequential, input_shape: tuple[int, ...
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     projected = [module for module in net.modules() if callable(getattr(module, "project_", None))]
     losses = []
-    for _ in range(steps):
-        x = torch.randn(batch, *input_shape, generator=generator, dtype=sample.dtype, device=sample.device)
-        with torch.no_grad():
-            y = target(x)
-        loss = F.mse_loss(net(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        for module in projected:
-            module.project_()
-        losses.append(loss.item())
+    devices = [sample.device] if sample.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # OSSN's training forward draws noise from the global RNG
+        torch.manual_seed(data_seed)
+        for _ in range(steps):
+            losses.append(_step(net, target, optimizer, projected, generator, batch, input_shape, sample))
     return losses
+
+
+def _step(net, target, optimizer, projected, generator, batch, input_shape, sample) -> float:
+    """One Adam step of :func:`train` on a fresh batch; its loss."""
+    x = torch.randn(batch, *input_shape, generator=generator, dtype=sample.dtype, device=sample.device)
+    with torch.no_grad():
+        y = target(x)
+    loss = F.mse_loss(net(x), y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    for module in projected:
+        module.project_()
+    return loss.item()
 
 
 def network_task(layer: str, activation: str, depth: int, channels: int, image_size: int, kernel_size: int,

@@ -24,6 +24,7 @@ from torch import nn
 
 from orthoconv import BCOP, InvertibleDownsampling, MaxMin, OrthogonalLinear
 from orthoconv.cli.args import Parser, device, output_file
+from orthoconv.cli.args import seed as seed_type
 from orthoconv.io import format_table
 from orthoconv.verify import check_orthogonal
 
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = Parser(prog=prog or "python -m analysis.train_step", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", type=device, default="cpu", help="torch device (default cpu)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="modes (default both)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the network and the batch (default 0)")
+    parser.add_argument("--seed", type=seed_type, default=0,
+                        help="random seed of the network and the batch (default 0)")
     parser.add_argument("--json", metavar="FILE", type=output_file, help="also write the rows and the run as JSON")
     args = parser.parse_args(argv)
     rows = [train_step(mode, args.device, args.seed) for mode in args.modes]

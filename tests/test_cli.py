@@ -280,3 +280,12 @@ def test_output_and_input_kinds_are_named_and_a_failed_resume_leaves_nothing(tmp
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert main(["train", "--resume", "--out", str(tmp_path / "never")]) == 2
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("argv", [["report", "--seed", "99999999999999999999999"], ["report", "--seed", "-1"],
+                                  ["experiment", "svcm-rounds", "--seed", str(2**40)]])
+def test_a_seed_out_of_range_is_one_line_naming_it(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "--seed" in capsys.readouterr().err

@@ -169,3 +169,23 @@ def test_results_reproduce(tmp_path):
         assert gn.main([*args, "--out", str(tmp_path / name)]) == 0
         runs.append(json.loads((tmp_path / name / "gradient_norm.json").read_text())["networks"])
     assert runs[0] == runs[1]
+
+
+def test_training_does_not_depend_on_the_global_rng():
+    """OSSN's training forward draws noise from torch's global RNG: the same seed reproduced every network of
+    the experiment but the OSSN ones (a fresh process starts that RNG from a random seed)."""
+    import copy
+
+    from torch import nn
+
+    import orthoconv as oc
+    from orthoconv.analysis.gradient_measure import train
+
+    torch.manual_seed(0)
+    net = nn.Sequential(oc.OSSN(2, 2, 3, input_size=(4, 4)), oc.MaxMin())
+    target = nn.Sequential(oc.BCOP(2, 2, 3))
+    runs = []
+    for state in (1, 2):
+        torch.manual_seed(state)
+        runs.append(train(copy.deepcopy(net), target, (2, 4, 4), steps=5, batch=4, lr=1e-2, data_seed=7))
+    assert runs[0] == runs[1]

@@ -34,6 +34,18 @@ def _integer(text: str, low: int, what: str) -> int:
     return value
 
 
+SEED_LIMIT = 2**32 - 1
+
+
+def seed(text: str) -> int:
+    """argparse type: a seed, an integer in [0, 2**32 - 1] (torch's and numpy's generators take it, and
+    the seeds derived from it stay in range)."""
+    value = _integer(text, 0, f"a seed, an integer in [0, {SEED_LIMIT}]")
+    if value > SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a seed, an integer in [0, {SEED_LIMIT}], got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: a positive integer."""
     return _integer(text, 1, "a positive integer")

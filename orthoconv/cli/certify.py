@@ -101,14 +101,16 @@ def add_parser(sub) -> None:
     parser.add_argument("--split", choices=("test", "val"), default="test", help="split (default %(default)s)")
     parser.add_argument("--eps", type=types.positive_float, nargs="+", default=None, metavar="EPS",
                         help="L2 radii (default: 0.5 1.0 1.58 on MNIST-like data, 36/255 72/255 108/255 on CIFAR-10)")
-    parser.add_argument("--limit", type=types.positive_int, default=None, help="only the first N images of the split (a random sample: the evaluation splits are in a seeded "
-                        "random order)")
+    parser.add_argument("--limit", type=types.positive_int, default=None,
+                        help="only the first N images of the split (a random sample: the evaluation splits are "
+                        "in a seeded random order)")
     parser.add_argument("--no-attack", action="store_true", help="skip the attacks (certificate only)")
     parser.add_argument("--pgd-steps", type=types.positive_int, default=100, help="L2PGD steps (default %(default)s)")
     parser.add_argument("--fmn-steps", type=types.positive_int, default=100, help="FMN steps (default %(default)s)")
     parser.add_argument("--lipschitz-samples", type=types.non_negative_int, default=100,
                         help="images for the empirical Lipschitz lower bound (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the attacks' random starts (default %(default)s)")
+    parser.add_argument("--seed", type=types.seed, default=0,
+                        help="seed of the attacks' random starts (default %(default)s)")
     parser.add_argument("--batch-size", type=types.positive_int, default=250, help="batch size (default %(default)s)")
     parser.add_argument("--dtype", type=types.dtype, default="float64",
                         help="evaluation dtype, float64 (default) or float32")

@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
         "the kernel; print a table and write JSON. Exit 0 when every row is orthogonal within tolerance, 1 otherwise.")
     parser.add_argument("--dtype", type=types.dtype, default="float64", help="float32 or float64 (default float64)")
     parser.add_argument("--device", type=types.device, default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    parser.add_argument("--seed", type=types.seed, default=0, help="seed of every random draw (default 0)")
     parser.add_argument("--out", type=types.output_file, default="report.json",
                         help="where to write the JSON report (default report.json)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")

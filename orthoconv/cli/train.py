@@ -85,7 +85,7 @@ def add_parser(sub) -> None:
                      help="Adam learning rate (default %(default)s; the paper's 1e-3 had 15x more steps an epoch)")
     opt.add_argument("--gamma", type=types.positive_float, default=d.gamma,
                      help="learning-rate decay per epoch (default %(default)s, the paper's)")
-    opt.add_argument("--seed", type=int, default=d.seed, help="seed of the initialization and batch order "
+    opt.add_argument("--seed", type=types.seed, default=d.seed, help="seed of the initialization and batch order "
                      "(default %(default)s)")
     opt.add_argument("--select", choices=SELECTIONS, default=d.select,
                      help="validation score that selects model.pt (default %(default)s: certified accuracy at "

@@ -167,7 +167,7 @@ def add_parser(sub) -> None:
                         help="tolerance on max|sigma - 1| (default by dtype and kernel size, shown in the table)")
     parser.add_argument("--lower-steps", type=types.non_negative_int, default=10,
                         help="with --model: steps of the empirical lower-bound search (0 skips it)")
-    parser.add_argument("--seed", type=types.non_negative_int, default=0, help="seed of the example input")
+    parser.add_argument("--seed", type=types.seed, default=0, help="seed of the example input")
     parser.add_argument("--device", type=types.device, default="cpu", help="cpu, cuda, ... (default cpu)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
