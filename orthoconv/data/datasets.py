@@ -107,7 +107,11 @@ def _read(name: str, data_dir) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Ten
     if name == "cifar10":
         return read_cifar10(folder, "train"), read_cifar10(folder, "test")
     folders = [folder, folder / IDX_SUBFOLDERS[name]]
-    return tuple(read_idx_pair(folders, *IDX_FILES[s], f"{name} {s}") for s in ("train", "test"))
+    train, test = (read_idx_pair(folders, *IDX_FILES[s], f"{name} {s}") for s in ("train", "test"))
+    if train[0].shape[1:] != test[0].shape[1:]:
+        raise ValueError(f"{name}: the training images are {tuple(train[0].shape[-2:])} but the test images "
+                         f"{tuple(test[0].shape[-2:])}; both must have one size")
+    return train, test
 
 
 def load(name: str = "mnist5k", data_dir=None, *, val_fraction: float = 0.1, test_fraction: float = 0.1,

@@ -10,6 +10,7 @@ its first two bytes (``1f 8b``), not from its name.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,11 @@ def _read_bytes(path: Path) -> bytes:
     with open(path, "rb") as fh:
         head = fh.read(2)
     opener = gzip.open if head == GZIP_MAGIC else open
-    with opener(path, "rb") as fh:
-        return fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            return fh.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise ValueError(f"{path}: not a complete gzip file ({err})") from None
 
 
 def read_idx(path) -> Tensor:

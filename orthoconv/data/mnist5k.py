@@ -44,5 +44,10 @@ def read_mnist5k(path=None) -> tuple[Tensor, Tensor]:
         table = np.loadtxt(fh, delimiter=",", dtype=np.int64)
     if table.ndim != 2 or table.shape[1] != 785:
         raise ValueError(f"{path}: expected rows of 784 pixels and a label, got a table of shape {table.shape}")
-    images = torch.from_numpy(table[:, :784].astype(np.uint8)).reshape(-1, 28, 28)
-    return images, torch.from_numpy(table[:, 784])
+    pixels, labels = table[:, :784], table[:, 784]
+    if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
+        raise ValueError(f"{path}: pixels must lie in 0..255, got {pixels.min()}..{pixels.max()}")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{path}: labels must lie in 0..9, got {labels.min()}..{labels.max()}")
+    images = torch.from_numpy(pixels.astype(np.uint8)).reshape(-1, 28, 28)
+    return images, torch.from_numpy(labels)

@@ -50,7 +50,11 @@ def clip_singular_values(kernel: Tensor, input_size, bound: float = 1.0) -> Tens
     check_kernel(kernel)
     H, W = image_size(input_size)
     K = frequency_response(kernel, (H, W)).contiguous()
-    U, S, Vh = torch.linalg.svd(K, full_matrices=False)
+    try:
+        U, S, Vh = torch.linalg.svd(K, full_matrices=False)
+    except torch.linalg.LinAlgError:  # complex64 gesdd fails to converge on some highly degenerate spectra
+        U, S, Vh = (t.to(K.dtype if t.is_complex() else K.real.dtype)
+                    for t in torch.linalg.svd(K.to(torch.complex128), full_matrices=False))
     clipped = (U * S.clamp_max(bound).to(U.dtype)[..., None, :]) @ Vh
     return torch.fft.irfft2(clipped.permute(2, 3, 0, 1), s=(H, W))
 
