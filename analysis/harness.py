@@ -22,6 +22,7 @@ from orthoconv import io
 from orthoconv.cli.args import Parser, positive_int
 from orthoconv.cli.args import seed as seed_type
 from orthoconv.io import progress, run_metadata
+from orthoconv.io.figures import pyplot
 
 
 def experiment_parser(name: str, description: str, prog: str | None = None) -> argparse.ArgumentParser:
@@ -80,12 +81,8 @@ def save_figure(path: Path, draw: Callable) -> str | None:
     Uses the non-interactive Agg backend. A missing matplotlib skips the PNG with a message instead of
     failing the experiment: the JSON and the table carry the same numbers.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         print(f"matplotlib is not installed: skipped the figure {path}")
         return None
     path.parent.mkdir(parents=True, exist_ok=True)

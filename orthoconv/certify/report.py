@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..io.figures import finish_figure, pyplot
 from .evaluation import as_dtype, evaluate
 from .soundness import empirical_lipschitz, soundness_violations
 
@@ -87,12 +88,8 @@ def plot_radii(report: dict, path, title: str = "") -> Path | None:
     """Certified accuracy against eps (with the PGD-robust points), and, when the attacks ran, each
     example's certified radius against the smallest adversarial distance FMN found (the certificate
     is sound iff every point lies on or above the diagonal)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     radii = torch.tensor(report["radii"], dtype=torch.float64)
     n = radii.numel()
@@ -121,10 +118,4 @@ def plot_radii(report: dict, path, title: str = "") -> Path | None:
         axes[1].set_ylabel("smallest adversarial distance found (FMN)")
         axes[1].set_title(f"soundness: {report['soundness_violations']} violations")
         axes[1].legend(fontsize=8)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return finish_figure(figure, path, title)

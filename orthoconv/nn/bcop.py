@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ..math.blocks import bcop_kernel
 from ..math.orthogonal import orthogonal
 from ._args import check_method
-from ._precision import check_finite, full_precision, promote
+from ._precision import full_precision, promote
 from .base import KernelConv2d
 from .norms import kernel_bound
 
@@ -129,8 +129,7 @@ class BCOP(KernelConv2d):
     def _kernel(self) -> Tensor:
         Ps, Qs = self.projectors()
         kernel = bcop_kernel(orthogonal(promote(self.h_param), self.method), Ps, Qs)
-        check_finite(kernel, "BCOP parameters h_param / pq_param contain nan or inf: the kernel is undefined")
-        return kernel[: self.out_channels, : self.in_channels]
+        return kernel[: self.out_channels, : self.in_channels]  # KernelConv2d.kernel() checks it is finite
 
     def lipschitz_bound(self, input_size=None) -> float:
         """A certified bound on the layer's operator norm (bias excluded), float64.

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..io.figures import finish_figure, pyplot
+
 
 def plot_history(history: list[dict], path, title: str = "") -> Path | None:
     """Draw ``history`` (one dict per epoch, as the trainer records it) into ``path``; ``None`` when
     matplotlib is missing or there is nothing to draw."""
     if not history:
         return None
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     epochs = [h["epoch"] for h in history]
     figure, (left, middle, right) = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -33,10 +31,4 @@ def plot_history(history: list[dict], path, title: str = "") -> Path | None:
     for axis in (left, middle, right):
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return finish_figure(figure, path, title)
