@@ -191,7 +191,7 @@ def test_cli_certify_bad_input(tmp_path, capsys):
 
 
 def test_robustness_claim_is_reported_whichever_way_it_goes():
-    from orthoconv.analysis.robustness import claim
+    from orthoconv.analysis.experiments.robustness import claim
 
     rows = [{"layer": "bcop", "cert_1.58": 0.3}, {"layer": "rko", "cert_1.58": 0.2},
             {"layer": "ossn", "cert_1.58": 0.31}]
@@ -206,7 +206,7 @@ def test_robustness_claim_is_reported_whichever_way_it_goes():
 def test_robustness_experiment_quick_run(tmp_path):
     pytest.importorskip("foolbox")
     pytest.importorskip("mlxtend")
-    from orthoconv.analysis import robustness
+    from orthoconv.analysis.experiments import robustness
 
     assert robustness.main(["--quick", "--layers", "bcop", "rko", "ossn", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "robustness.json").read_text())

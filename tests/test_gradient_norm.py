@@ -1,5 +1,5 @@
-"""Gradient norm preservation, measured (analysis.gradient_norm and its networks, analysis.gradient_stacks) and the
-Jacobian helpers (analysis.jacobian).
+"""Gradient norm preservation, measured (analysis.experiments.gradient_norm and its networks, analysis.experiments.gradient_stacks) and the
+Jacobian helpers (analysis.experiments.jacobian).
 
 References are independent of the helpers: ``torch.autograd.functional.jacobian`` and ``torch.linalg.svdvals``
 for the Jacobian spectrum, the FFT spectrum of ``orthoconv.spectral`` for the plain convolution's norm.
@@ -12,9 +12,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orthoconv.analysis import gradient_norm as gn
-from orthoconv.analysis import gradient_stacks as stacks
-from orthoconv.analysis.jacobian import (
+from orthoconv.analysis.experiments import gradient_norm as gn
+from orthoconv.analysis.experiments import gradient_stacks as stacks
+from orthoconv.analysis.experiments.jacobian import (
     dense_jacobian,
     dense_singular_values,
     jacobian_spectrum,
@@ -146,7 +146,7 @@ def test_unit_norm_conv_has_spectral_norm_one_on_its_image_size():
 
 def test_the_plain_convolution_loads_under_the_installed_name():
     """The registry names the module the stacks were imported as, so it loads from an installed wheel too."""
-    assert stacks.LAYERS["Conv2d"][0] == stacks.__name__ == "orthoconv.analysis.gradient_stacks"
+    assert stacks.LAYERS["Conv2d"][0] == stacks.__name__ == "orthoconv.analysis.experiments.gradient_stacks"
     assert stacks.load_layer("Conv2d") is stacks.UnitNormConv2d
 
 
@@ -179,7 +179,7 @@ def test_training_does_not_depend_on_the_global_rng():
     from torch import nn
 
     import orthoconv as oc
-    from orthoconv.analysis.gradient_measure import train
+    from orthoconv.analysis.experiments.gradient_measure import train
 
     torch.manual_seed(0)
     net = nn.Sequential(oc.OSSN(2, 2, 3, input_size=(4, 4)), oc.MaxMin())

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import orthoconv
-from orthoconv.analysis import census, components, fit, homotopy
+from orthoconv.analysis.experiments import census, components, fit, homotopy
 
 
 def run(module, tmp_path, *extra):

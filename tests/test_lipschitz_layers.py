@@ -178,8 +178,8 @@ def test_svcm_masking_breaks_the_bound_and_rounds_shrink_it():
 
 
 def test_svcm_rounds_experiment_agrees_with_svcm_rounds_needed(tmp_path):
-    """``analysis.svcm_rounds`` reads the rounds off one history; ``svcm_rounds_needed`` recomputes them."""
-    from analysis import svcm_rounds
+    """``analysis.experiments.svcm_rounds`` reads the rounds off one history; ``svcm_rounds_needed`` recomputes them."""
+    from analysis.experiments import svcm_rounds
 
     assert svcm_rounds.main(["--quick", "--workers", "1", "--draws", "1", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "svcm_rounds.json").read_text())

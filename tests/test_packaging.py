@@ -36,5 +36,5 @@ def test_public_names_stay_importable():
         assert importlib.import_module(f"orthoconv.{module}") is getattr(oc, module)
     assert oc.spectral.conv_singular_values is oc.conv_singular_values
     assert oc.verify.check_orthogonal is oc.check_orthogonal
-    assert importlib.import_module("orthoconv.analysis.harness").__name__ == "orthoconv.analysis.harness"
+    assert importlib.import_module("orthoconv.analysis.common.harness").__name__ == "orthoconv.analysis.common.harness"
     assert importlib.import_module("orthoconv.proofs").THEOREMS

@@ -1,4 +1,4 @@
-"""The benchmarks' timing (analysis.timing) on a simulated clock, and the benchmarks' JSON and flags.
+"""The benchmarks' timing (analysis.common.timing) on a simulated clock, and the benchmarks' JSON and flags.
 
 The clock is replaced by a counter that only the timed functions advance, so the repeat policy is
 tested exactly: when it stops, what spread it reports, when it flags a row.
@@ -11,8 +11,10 @@ import pytest
 import torch
 
 import orthoconv
-from orthoconv.analysis import bench, bench_bounds, timing
-from orthoconv.analysis.timing import RepeatPolicy, relative_spread, time_sides, timed_row, verdict
+from orthoconv.analysis.bench import bounds as bench_bounds
+from orthoconv.analysis.bench import core as bench
+from orthoconv.analysis.common import timing
+from orthoconv.analysis.common.timing import RepeatPolicy, relative_spread, time_sides, timed_row, verdict
 
 
 class Clock:

@@ -1,11 +1,11 @@
-"""The device check's training step (analysis.train_step): it passes where the library is right and its checks
+"""The device check's training step (analysis.bench.train_step): it passes where the library is right and its checks
 are the measured facts (a check that cannot fail is no check)."""
 
 import json
 
 import pytest
 
-from orthoconv.analysis import train_step as ts
+from orthoconv.analysis.bench import train_step as ts
 
 
 def test_a_float32_step_passes_every_check(device):

@@ -185,7 +185,7 @@ def test_help_of_the_new_commands(argv, capsys):
 
 @pytest.mark.slow
 def test_network_benchmark_quick_run(tmp_path):
-    from orthoconv.analysis import bench_networks
+    from orthoconv.analysis.bench import networks as bench_networks
 
     assert bench_networks.main(["--quick", "--threads", "1", "--json", str(tmp_path / "b.json")]) == 0
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]

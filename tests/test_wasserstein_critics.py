@@ -130,7 +130,7 @@ def test_mnist_halves_problem():
 
 
 def test_experiment_end_to_end(tmp_path, capsys):
-    from orthoconv.analysis.wasserstein import main
+    from orthoconv.analysis.experiments.wasserstein import main
 
     code = main(["--quick", "--steps", "2", "--layers", "bcop,conv", "--problems", "b-square",
                  "--workers", "1", "--out", str(tmp_path)])
@@ -147,7 +147,7 @@ def test_experiment_end_to_end(tmp_path, capsys):
 
 
 def test_experiment_rejects_unknown_layers(capsys):
-    from orthoconv.analysis.wasserstein import main
+    from orthoconv.analysis.experiments.wasserstein import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--layers", "bcop,nope"])

@@ -6,21 +6,21 @@ from __future__ import annotations
 import importlib
 
 EXPERIMENTS = {
-    "gradient-norm": "orthoconv.analysis.gradient_norm",
-    "census": "orthoconv.analysis.census",
-    "components": "orthoconv.analysis.components",
-    "fit": "orthoconv.analysis.fit",
-    "homotopy": "orthoconv.analysis.homotopy",
-    "svcm-rounds": "orthoconv.analysis.svcm_rounds",
-    "robustness": "orthoconv.analysis.robustness",
-    "wasserstein": "orthoconv.analysis.wasserstein",
+    "gradient-norm": "orthoconv.analysis.experiments.gradient_norm",
+    "census": "orthoconv.analysis.experiments.census",
+    "components": "orthoconv.analysis.experiments.components",
+    "fit": "orthoconv.analysis.experiments.fit",
+    "homotopy": "orthoconv.analysis.experiments.homotopy",
+    "svcm-rounds": "orthoconv.analysis.experiments.svcm_rounds",
+    "robustness": "orthoconv.analysis.experiments.robustness",
+    "wasserstein": "orthoconv.analysis.experiments.wasserstein",
 }
 BENCHMARKS = {
-    "core": "orthoconv.analysis.bench",
-    "bounds": "orthoconv.analysis.bench_bounds",
-    "spectrum": "orthoconv.analysis.bench_spectrum",
-    "verify": "orthoconv.analysis.bench_verify",
-    "networks": "orthoconv.analysis.bench_networks",
+    "core": "orthoconv.analysis.bench.core",
+    "bounds": "orthoconv.analysis.bench.bounds",
+    "spectrum": "orthoconv.analysis.bench.spectrum",
+    "verify": "orthoconv.analysis.bench.verify",
+    "networks": "orthoconv.analysis.bench.networks",
 }
 PROOFS = "orthoconv.proofs.cli"
 

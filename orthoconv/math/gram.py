@@ -29,7 +29,7 @@ when all frequencies are nearly tied (iid Gaussian kernels) nothing is dropped u
 
 The same lower bounds give an enclosure (:func:`gram_norm_enclosure`): stopping as soon as the upper
 bound is within ``1 + rtol`` of the lower one guarantees the accuracy instead of guessing a number
-of steps (``rtol = 1e-3``: 4 to 7 steps on kernels of 16 to 256 channels, analysis/bench_bounds.py).
+of steps (``rtol = 1e-3``: 4 to 7 steps on kernels of 16 to 256 channels, analysis/bench/bounds.py).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from orthoconv.blocks import bcop_kernel
 from orthoconv.invariants import bcop_invariants, component_invariants, count_invariant_classes, sample_bcop_factors
 from orthoconv.io.table import format_table
 
-from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
+from ..common.harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 
 CHANNELS = (1, 2, 4, 8)
 KERNEL_SIZES = (2, 3, 5)

@@ -40,7 +40,7 @@ from orthoconv.blocks import bcop_kernel
 from orthoconv.invariants import component_invariants, count_invariant_classes, sample_bcop_factors
 from orthoconv.io.table import format_table
 
-from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
+from ..common.harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 from .kernel_fit import ClassKernel, ParameterClass, fit_class_to_kernel, lbfgs_fit, operator_gap
 
 EDGE_THRESHOLD = 1e-6

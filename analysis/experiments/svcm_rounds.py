@@ -8,7 +8,7 @@ seeds ``seed, seed + 1, ...``, and reports the median over the draws of ``sigma_
 rounds and of the first round that reaches ``1.1 / 1.05 / 1.01 / 1.001`` (``-`` when ``--max-rounds``
 rounds do not). The figure plots the median excess ``sigma_max - 1`` against the round.
 
-``python -m analysis.svcm_rounds [--quick] [--seed S] [--draws D] [--max-rounds R] [--out DIR]``
+``python -m analysis.experiments.svcm_rounds [--quick] [--seed S] [--draws D] [--max-rounds R] [--out DIR]``
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from orthoconv.cli.args import positive_int
 from orthoconv.io.table import format_table
 from orthoconv.nn.svcm import svcm_history
 
-from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
+from ..common.harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 
 SHAPES = [(4, 3, 8), (16, 3, 8), (16, 3, 16), (16, 5, 16), (64, 3, 16)]
 QUICK_SHAPES = [(4, 3, 8), (16, 3, 8)]

@@ -21,7 +21,7 @@ Full run: 300 Adam steps (lr 3e-2, cosine decay), n = 128 per set on (a) and (b)
 n = 500 and batches of 125 on (c), 5 seeds of (c). ``--quick``: 30 steps, n = 32 (c-mnist: 100), one
 seed. CPU runs go to ``--workers`` processes; a GPU run uses one.
 
-``python -m analysis.wasserstein [--quick] [--seed S] [--seeds K] [--layers ...] [--problems ...]
+``python -m analysis.experiments.wasserstein [--quick] [--seed S] [--seeds K] [--layers ...] [--problems ...]
 [--steps N] [--device DEV] [--json] [--out DIR]``
 """
 
@@ -51,7 +51,7 @@ from orthoconv.wasserstein import (
     mnist_translation,
 )
 
-from .harness import experiment_parser, run_sweep, save_figure, worker_pool
+from ..common.harness import experiment_parser, run_sweep, save_figure, worker_pool
 
 LAYERS = (*CRITIC_LAYERS, "mlp")
 PROBLEMS = ("a-gauss", "a-mnist", "b-square", "c-mnist")

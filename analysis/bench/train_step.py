@@ -10,7 +10,7 @@ parameter moved, and every BCOP kernel the forward used is orthogonal to float32
 (max|sigma - 1| < 1e-5 on the layer's image size): under autocast only the convolution may run in
 bfloat16, never the construction of the kernel. The exit status is 1 when a check fails.
 
-``python -m analysis.train_step [--device DEV] [--modes float32 bf16-autocast] [--json FILE]``
+``python -m analysis.bench.train_step [--device DEV] [--modes float32 bf16-autocast] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from orthoconv.cli.args import seed as seed_type
 from orthoconv.io import format_table
 from orthoconv.verify import check_orthogonal
 
-from .harness import write_json
+from ..common.harness import write_json
 
 MODES = ("float32", "bf16-autocast")
 FLOAT32_TOL = 1e-5
@@ -80,7 +80,7 @@ def train_step(mode: str, device: str, seed: int = 0) -> dict:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = Parser(prog=prog or "python -m analysis.train_step", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog=prog or "python -m analysis.bench.train_step", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", type=device, default="cpu", help="torch device (default cpu)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="modes (default both)")
     parser.add_argument("--seed", type=seed_type, default=0,

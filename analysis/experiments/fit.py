@@ -39,7 +39,7 @@ from orthoconv import BCOP, bcop_kernel
 from orthoconv.invariants import embed_2n, sample_bcop_factors
 from orthoconv.io.table import format_table
 
-from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
+from ..common.harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 from .kernel_fit import ParameterClass, lbfgs_fit, operator_gap
 
 METHODS = ("half", "matched_plain", "matched", "embed", "embed_start")

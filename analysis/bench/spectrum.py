@@ -12,7 +12,7 @@ followed by ``svdvals`` (an independent route; stride 1 rows).
 
 Issue 11 target (row ``256x256x3x3 @ 64x64``): at most 12 s and 1 GB peak on 2 cores.
 
-``python -m analysis.bench_spectrum [--quick] [--json FILE] [--threads N] [--device DEV]``
+``python -m analysis.bench.spectrum [--quick] [--json FILE] [--threads N] [--device DEV]``
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def run_row(spec: dict, device: str) -> dict:
 
 
 def _module_name() -> str:
-    return __spec__.name if __spec__ is not None and __spec__.name != "__main__" else "analysis.bench_spectrum"
+    return __spec__.name if __spec__ is not None and __spec__.name != "__main__" else "analysis.bench.spectrum"
 
 
 COLUMNS = ["row", "values", "frequencies", "time_s", "floor_s", "time/floor", "peak_MB", "import_MB", "sample_err",
@@ -126,7 +126,7 @@ COLUMNS = ["row", "values", "frequencies", "time_s", "floor_s", "time/floor", "p
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = Parser(prog=prog or "python -m analysis.bench_spectrum", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog=prog or "python -m analysis.bench.spectrum", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="four small rows (seconds)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows and the run's metadata as JSON")
     parser.add_argument("--threads", type=positive_int, default=torch.get_num_threads(),

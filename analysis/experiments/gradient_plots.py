@@ -1,6 +1,6 @@
 """The figures of the gradient-norm experiment: input ratio against depth, and Jacobian spectra histograms.
 
-Each ``draw_*`` returns a function of ``matplotlib.pyplot`` for :func:`analysis.harness.save_figure`.
+Each ``draw_*`` returns a function of ``matplotlib.pyplot`` for :func:`analysis.common.harness.save_figure`.
 """
 
 from __future__ import annotations

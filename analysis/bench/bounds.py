@@ -30,12 +30,12 @@ Columns that measure what no tuning of these methods can beat:
 Kernels: ``gaussian`` (iid N(0, 1) taps: every frequency's transfer matrix is a Gaussian matrix, so
 the per-frequency norms are nearly tied) and ``smooth`` (one shared random matrix plus 0.3 x Gaussian
 taps: the spectrum peaks at low frequencies, as trained filters' often do). Timings run interleaved
-after a warm-up and repeat until their spread is small (:mod:`analysis.timing`; ``noisy`` rows are no
+after a warm-up and repeat until their spread is small (:mod:`analysis.common.timing`; ``noisy`` rows are no
 result: their verdicts show ``?``; ``loaded`` rows ran while the load average exceeded the cores), on
 ``--threads`` intra-op threads (default 1: on a shared 2-core machine two threads made small batched
 LAPACK calls erratically 10-100x slower).
 
-``python -m analysis.bench_bounds [--quick] [--json FILE] [--threads N] [--device DEV]``
+``python -m analysis.bench.bounds [--quick] [--json FILE] [--threads N] [--device DEV]``
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ from orthoconv.spectral import (
     frequency_response,
 )
 
-from .harness import write_json
-from .timing import RepeatPolicy, add_policy_arguments, flag_summary, policy_from, timed_row, verdict
+from ..common.harness import write_json
+from ..common.timing import RepeatPolicy, add_policy_arguments, flag_summary, policy_from, timed_row, verdict
 
 DENSE_BENCH_LIMIT = 2048  # c * n^2: dense SVD of at most 2048 x 2048 (a few seconds)
 ZERO_BOUND_LIMIT = 512  # c * n: the cropped kernel Gram iteration costs ~ 6 (4n)(2n) c^3 (timed where c n <= 512)
@@ -141,7 +141,7 @@ def display(row: dict) -> dict:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = Parser(prog=prog or "python -m analysis.bench_bounds", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog=prog or "python -m analysis.bench.bounds", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="three small configurations")
     parser.add_argument("--json", metavar="FILE", type=output_file,
                         help="also write the rows and the run's metadata as JSON")

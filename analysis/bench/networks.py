@@ -12,7 +12,7 @@ installed. Linear layers, activations and downsampling are the same in all four.
 row ``noisy`` when its rounds spread (interquartile range / median) by more than 20%. The load
 average is recorded before and after: timings on a loaded machine are labelled as such.
 
-``python -m analysis.bench_networks [--quick] [--cifar] [--device DEV] [--threads N] [--json FILE]``
+``python -m analysis.bench.networks [--quick] [--cifar] [--device DEV] [--threads N] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ COLUMNS = ["arch", "input", "batch", "network", "ms_per_step", "s_per_4k_images"
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = Parser(prog=prog or "python -m analysis.bench_networks", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog=prog or "python -m analysis.bench.networks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="Small only, few rounds (seconds)")
     parser.add_argument("--cifar", action="store_true", help="also the CIFAR-10 shape 3x32x32")
     parser.add_argument("--only-cifar", action="store_true", help="only the CIFAR-10 shape (the GPU check)")

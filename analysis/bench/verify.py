@@ -21,7 +21,7 @@ from orthoconv import verify
 from orthoconv.io import load_average
 from orthoconv.verify import operators
 
-from .harness import experiment_parser, write_json
+from ..common.harness import experiment_parser, write_json
 
 STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))
 

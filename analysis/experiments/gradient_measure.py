@@ -35,7 +35,7 @@ def measure(net: nn.Sequential, x: torch.Tensor, cotangents: torch.Tensor, dense
     ``ratios[s, p] = ||g_s|| / ||g||`` at sublayer inputs ``s = 0 .. 2L`` (even: block inputs, odd: activation
     inputs) for cotangent ``p``; the squared per-layer factors ``(||g_in|| / ||g_out||)^2`` of each convolution and
     each activation (:func:`squared_factor`); the fraction of positive pre-activations at ``x``; and the Jacobian
-    spectrum (:func:`analysis.jacobian.jacobian_spectrum`). In eval mode: layers that update state in training
+    spectrum (:func:`analysis.experiments.jacobian.jacobian_spectrum`). In eval mode: layers that update state in training
     forwards (OSSN's power iterate) stay fixed while they are measured.
     """
     net.eval().requires_grad_(False)

@@ -15,7 +15,7 @@ finished row for the same settings (``row.json``) is not run again, so an interr
 up where it stopped. Writes ``OUT/robustness.json``, ``OUT/robustness.png`` and one run folder per
 layer; prints the table.
 
-``python -m analysis.robustness [--quick] [--layers L ...] [--arch A] [--epochs E] [--seed S] [--out DIR]``
+``python -m analysis.experiments.robustness [--quick] [--layers L ...] [--arch A] [--epochs E] [--seed S] [--out DIR]``
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from orthoconv.cli.args import positive_int
 from orthoconv.io import device_name, format_table, load_average
 from orthoconv.networks import ARCHITECTURES, CONV_LAYERS
 
-from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
+from ..common.harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 
 LAYERS = ("bcop", "rko", "ossn", "svcm", "cayley", "soc", "conv")
 EPS = (0.5, 1.0, 1.58)

@@ -9,7 +9,7 @@
 3. ``conv_singular_values`` (64 x 64 x 3 x 3 kernel, 32 x 32 image, float64) against numpy
    ``fft2`` + ``svd``; the orthogonality certificate against the same numpy time.
 
-``python -m analysis.bench [--quick] [--json FILE] [--device DEV]``; each row prints the median
+``python -m analysis.bench.core [--quick] [--json FILE] [--device DEV]``; each row prints the median
 time of both sides (run interleaved, repeated until their spread is small: analysis/timing.py), their
 ratio, the target, the measured max |sigma - 1| of each kernel, the spread, the load average and a flag:
 ``noisy`` rows (spread above ``--tolerance``) are no result and show ``?`` as their verdict; ``loaded``
@@ -30,8 +30,8 @@ from orthoconv.io.table import format_table
 from orthoconv.spectral import conv_singular_values, orthogonality_certificate
 from orthoconv.verify import check_orthogonal
 
-from .harness import write_json
-from .timing import RepeatPolicy, add_policy_arguments, flag_summary, policy_from, timed_row, verdict
+from ..common.harness import write_json
+from ..common.timing import RepeatPolicy, add_policy_arguments, flag_summary, policy_from, timed_row, verdict
 
 
 def bjorck_2019(A: torch.Tensor, steps: int = 20, power_steps: int = 10) -> torch.Tensor:
@@ -155,7 +155,7 @@ COLUMNS = ["benchmark", "baseline", "ours_ms", "baseline_ms", "ratio", "target",
 
 
 def build_parser(prog: str | None = None) -> Parser:
-    parser = Parser(prog=prog or "python -m analysis.bench", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog=prog or "python -m analysis.bench.core", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and a smaller training batch")
     parser.add_argument("--device", type=device, default="cpu",
                         help="torch device for the BCOP timings (default cpu)")

@@ -1,5 +1,5 @@
 """The tables of the gradient-norm experiment: one row per layer and activation, built from the results of
-:func:`analysis.gradient_measure.network_task`."""
+:func:`analysis.experiments.gradient_measure.network_task`."""
 
 from __future__ import annotations
 

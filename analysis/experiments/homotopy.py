@@ -28,7 +28,7 @@ from orthoconv.io.table import format_table
 from orthoconv.spectral import orthogonality_certificate
 
 from .components import parameter_classes
-from .harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
+from ..common.harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 from .kernel_fit import ParameterClass, fit_class_to_kernel
 
 PATHS = {

@@ -1,0 +1,1 @@
+"""Benchmarks: ``orthoconv bench NAME`` or ``python -m analysis.bench.NAME``; ratios against baselines timed in one process."""

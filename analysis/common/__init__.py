@@ -1,0 +1,1 @@
+"""Helpers shared by the experiments and benchmarks: the run harness and the interleaved timing policy."""

@@ -1,0 +1,1 @@
+"""Experiments: ``orthoconv experiment NAME`` or ``python -m analysis.experiments.NAME``; each writes JSON + PNG."""
