@@ -17,6 +17,7 @@ _ROLE = re.compile(r":(?:func|mod|class|meth|attr|data|exc|obj|py:\w+):(?=<code>
 def on_page_markdown(markdown, page, config, files):
     if page.file.src_uri != "index.md":
         return markdown
+    page.meta.setdefault("hide", ["toc"])  # the real outputs and the tour are wide; the README is short
     text = _README.read_text(encoding="utf-8")
     text = text.replace("](docs/", "](").replace("](analysis/figures/", "](figures/")
     return text
