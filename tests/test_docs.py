@@ -29,9 +29,9 @@ PACKAGES = (
     "orthoconv.wasserstein",
     "orthoconv.training",
 )
-ENTRY = re.compile(r"^:::\s+([\w.]+)\s*$", re.M)
+ENTRY = re.compile(r"^:::\s+([\w.]+)\s*$", re.MULTILINE)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
-FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.DOTALL | re.MULTILINE)
 CODE = re.compile(r"`[^`\n]*`")
 
 
@@ -120,7 +120,7 @@ def test_internal_links_and_images_exist(page):
 def test_the_link_checker_sees_links_and_skips_code(tmp_path):
     page = tmp_path / "page.md"
     page.write_text(
-        "See [a](a.md#part), ![fig](figures/f.png \"title\") and [b](https://example.org), [c](#here).\n"
+        'See [a](a.md#part), ![fig](figures/f.png "title") and [b](https://example.org), [c](#here).\n'
         "`[not](code.md)` and\n```python\nx = [1](2)\n[fenced](fenced.md)\n```\n[d](../d.md)\n"
     )
     assert internal_links(page) == ["a.md", "figures/f.png", "../d.md"]
