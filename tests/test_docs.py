@@ -8,6 +8,7 @@
   experiments' own outputs, served from analysis/figures/ at docs/figures/); the README, which is also the
   site's home page, links only into docs/ and analysis/figures/, the two places the site rewrites.
 - Every page in docs/ is in mkdocs.yml's nav.
+- The README stays a front page (at most 250 lines) with the two commands, and CI builds the site.
 """
 
 import importlib
@@ -134,3 +135,13 @@ def test_every_page_is_in_the_nav():
     config = (ROOT / "mkdocs.yml").read_text()
     absent = [str(p.relative_to(DOCS)) for p in pages() if str(p.relative_to(DOCS)) not in config]
     assert not absent, f"pages missing from mkdocs.yml's nav: {absent}"
+
+
+def test_the_readme_is_a_front_page_with_both_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    assert 'pip install torch==2.13.0 -e ".[test]" && python -m pytest' in readme  # .ci/run runs this line
+    assert "orthoconv report" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install torch==2.13.0 -e ".[test]" && python -m pytest' in ci
+    assert "mkdocs build --strict" in ci
