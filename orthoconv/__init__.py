@@ -34,6 +34,8 @@ from .math.invariants import (
 from .math.spectral import conv_singular_values, conv_spectral_norm
 from .nn import (
     BCOP,
+    BRO,
+    LOT,
     OSSN,
     RKL2NE,
     RKO,
@@ -44,6 +46,7 @@ from .nn import (
     InvertibleDownsampling,
     MaxMin,
     OrthogonalLinear,
+    BCOPTranspose,
     StridedBCOP,
 )
 from .nn.soc import soc_deviation
@@ -58,10 +61,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BCOP",
+    "BCOPTranspose",
+    "BRO",
     "CayleyConv",
     "ComponentInvariants",
     "GroupSort",
     "InvertibleDownsampling",
+    "LOT",
     "MaxMin",
     "OSSN",
     "OrthogonalLinear",
