@@ -39,6 +39,14 @@ def _rounding(A: Tensor) -> float:
     return 4 * max(A.shape[-2:]) * torch.finfo(_real_dtype(A)).eps
 
 
+def _polish(Q: Tensor) -> Tensor:
+    """One Newton-Schulz step ``Q (3 I - Q^H Q) / 2``: it keeps orthonormal columns and takes a deviation
+    ``d`` of ``Q^H Q`` from ``I`` to about ``3 d^2 / 4``, so ``Q`` is orthonormal to the rounding of the product
+    (the SVD's factors are orthonormal to about ``n eps``: measured 5e-6 in complex64 at n = 64)."""
+    eye = torch.eye(Q.shape[-1], dtype=Q.dtype, device=Q.device)
+    return Q @ (1.5 * eye - 0.5 * (Q.mH @ Q))
+
+
 class _Polar(torch.autograd.Function):
     """``(Q, U, S, Vh, scale)`` with ``A / scale = U diag(S) Vh`` and ``Q = U Vh`` (the last four only saved)."""
 
@@ -48,7 +56,7 @@ class _Polar(torch.autograd.Function):
     def forward(A: Tensor):
         scale = _power_of_two_scale(A)
         U, S, Vh = torch.linalg.svd(A / scale, full_matrices=False)
-        return U @ Vh, U, S, Vh, scale
+        return _polish(U @ Vh), U, S, Vh, scale
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -93,7 +101,7 @@ class _RangeProjector(torch.autograd.Function):
     def forward(A: Tensor):
         scale = _power_of_two_scale(A)
         U, S, Vh = torch.linalg.svd(A / scale, full_matrices=False)
-        kept = U * (S > _rounding(A)).unsqueeze(-2).to(U.dtype)
+        kept = _polish(U) * (S > _rounding(A)).unsqueeze(-2).to(U.dtype)
         return kept @ kept.mH, U, S, Vh, scale
 
     @staticmethod

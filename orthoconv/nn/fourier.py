@@ -66,7 +66,7 @@ class FourierConv2d(KernelConv2d):
         V = self._parameter_kernel()
         check_finite(V, f"{self._name}: the parameter has nan or inf entries")
         V = promote(V)
-        scale = V.detach().abs().amax().clamp_min(torch.finfo(V.dtype).tiny)
+        scale = V.detach().abs().amax().clamp_min(torch.finfo(V.dtype).tiny) if V.numel() else V.new_ones(())
         # f is scale invariant: the scale only keeps the sums finite; frequency_response without its host-side check
         Vhat = _half_spectrum(V / scale, *size)
         T = real_half_spectrum(self._matrix_map, Vhat, size)
