@@ -175,3 +175,22 @@ def test_arguments_are_checked():
         layer.weight[0, 0, 0, 0] = math.nan
     with pytest.raises(ValueError, match="LOT: the parameter has nan"):
         layer(torch.randn(1, 2, 4, 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_orthoconv_verify_reads_their_checkpoints(tmp_path, capsys, dtype):
+    """The CLI rebuilds each layer from its saved config and checks it on the given size from its own numbers."""
+    from test_cli import verify_json
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(oc.LOT(3, 5, 3), oc.BRO(5, 4, 2, rank=3), oc.BCOPTranspose(4, 2, 3, 2)).to(dtype)
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    rows, _, _ = verify_json(capsys, tmp_path / "model.pt", "--input-size", 7, 6, status=0)
+    assert [row["type"] for row in rows.values()] == ["LOT", "BRO", "BCOPTranspose"]
+    tol = 1e-5 if dtype == torch.float32 else 2e-3
+    for (name, row), c_in in zip(rows.items(), (3, 5, 4)):
+        layer = model.get_submodule(name).double() if dtype == torch.float32 else None
+        assert row["verdict"] in ("orthogonal", "isometry", "co-isometry") and row["max_deviation"] < tol
+        if layer is not None:  # the float32 layer's forward, evaluated in float64
+            sigma = torch.linalg.svdvals(forward_matrix(layer, c_in, 7, 6))
+            assert row["sigma_max"] == pytest.approx(float(sigma.max()), abs=2e-6)
