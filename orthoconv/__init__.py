@@ -41,12 +41,12 @@ from .nn import (
     RKO,
     SOC,
     SVCM,
+    BCOPTranspose,
     CayleyConv,
     GroupSort,
     InvertibleDownsampling,
     MaxMin,
     OrthogonalLinear,
-    BCOPTranspose,
     StridedBCOP,
 )
 from .nn.soc import soc_deviation

@@ -19,8 +19,7 @@ import math
 from torch import nn
 
 from ..math.checks import image_size, positive_int
-from ..nn import BCOP, OSSN, RKL2NE, RKO, SOC, SVCM, CayleyConv, InvertibleDownsampling
-from ..nn import BRO, LOT
+from ..nn import BCOP, BRO, LOT, OSSN, RKL2NE, RKO, SOC, SVCM, CayleyConv, InvertibleDownsampling
 
 CONV_LAYERS = ("bcop", "rko", "ossn", "svcm", "rkl2ne", "cayley", "soc", "conv")
 CONV_LAYERS += ("lot", "bro")

@@ -33,6 +33,7 @@ from torch import nn
 
 from ..math.spectral import module_spectrum
 from ..nn import (
+    BCOPTranspose,
     FirstChannels,
     GlobalMaxPool,
     GroupSort,
@@ -43,7 +44,6 @@ from ..nn import (
     StridedBCOP,
     ZeroChannelPad,
 )
-from ..nn import BCOPTranspose
 from .orthogonality import default_tolerance
 from .pooling import avg_pool_singular_range, max_pool_lipschitz
 
