@@ -36,3 +36,11 @@ def test_every_registered_layer_is_a_row_and_the_exact_layers_keep_their_promise
     assert rows["conv"]["keeps"] == "n/a"
     assert all(row["train_ratio"] > 0 and row["memory_MB"] > 0 for row in rows.values())
     assert set(CONV_LAYERS) >= {"lot", "bro"}
+
+
+def test_network_benchmark_takes_any_registered_layer():
+    from orthoconv.analysis.bench import networks as bench_networks
+
+    models = bench_networks.variants("small", 1, 8, ("lot", "bro"))
+    assert list(models) == ["conv", "conv+sn", "lot", "bro"]
+    assert models["bro"](torch.rand(2, 1, 8, 8)).shape == (2, 10)
