@@ -12,8 +12,8 @@ layers added there appear here) is built by :func:`orthoconv.networks.conv_layer
 - ``memory_MB``: on CUDA the peak memory allocated during a training step beyond what was allocated before
   it; on the CPU (no allocator statistics) the bytes autograd saves for the backward (tensors kept between
   forward and backward, each storage counted once), the part of a step's memory that grows with the batch.
-- ``sigma_min``/``sigma_max``: after ``TRAINED_STEPS`` Adam steps (lr 1e-2, a seeded random regression target;
-  on a copy, so the timed steps do not change it), the extreme singular values of the layer's operator on
+- ``sigma_min``/``sigma_max``: after ``TRAINED_STEPS`` Adam steps (lr 1e-2, a seeded random regression target,
+  ``project_()`` after each where a layer has one, as in training; on a copy, so the timed steps do not change it), the extreme singular values of the layer's operator on
   ``H x W`` measured by
   :func:`orthoconv.spectral.module_spectrum` (exact: FFT, float64, of the layer's own kernel at its own
   padding, or the dense matrix of its forward), and ``claimed``: the layer's own ``lipschitz_bound``.
@@ -91,6 +91,9 @@ def trained_copy(module: nn.Module, x: torch.Tensor, seed: int) -> nn.Module:
         optimizer.zero_grad(set_to_none=True)
         (trained(x) - target).square().mean().backward()
         optimizer.step()
+        for module in trained.modules():  # projected layers (SVCM) are projected after each step, as in training
+            if callable(getattr(module, "project_", None)):
+                module.project_()
     return trained.eval()
 
 
