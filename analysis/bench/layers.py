@@ -91,9 +91,9 @@ def trained_copy(module: nn.Module, x: torch.Tensor, seed: int) -> nn.Module:
         optimizer.zero_grad(set_to_none=True)
         (trained(x) - target).square().mean().backward()
         optimizer.step()
-        for module in trained.modules():  # projected layers (SVCM) are projected after each step, as in training
-            if callable(getattr(module, "project_", None)):
-                module.project_()
+        for part in trained.modules():  # projected layers (SVCM) are projected after each step, as in training
+            if callable(getattr(part, "project_", None)):
+                part.project_()
     return trained.eval()
 
 
