@@ -44,3 +44,26 @@ def test_network_benchmark_takes_any_registered_layer():
     models = bench_networks.variants("small", 1, 8, ("lot", "bro"))
     assert list(models) == ["conv", "conv+sn", "lot", "bro"]
     assert models["bro"](torch.rand(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_a_nonlinear_layer_is_measured_by_its_certified_bound():
+    """A residual layer (no spectrum) gets check_model's certified bound, at least its measured slope."""
+    import orthoconv as oc
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = oc.BCOP(3, 3, 3, dtype=torch.float64)
+
+        def forward(self, x):
+            return 0.5 * (x + torch.relu(self.conv(x)))
+
+    torch.manual_seed(0)
+    layer = Residual().eval()
+    x, y = torch.randn(2, 1, 3, 5, 5, dtype=torch.float64)
+    low, high, exact, method = bench.operator_range(layer, x)
+    assert (low, exact, method) == ("", False, "check_model")
+    with torch.no_grad():
+        slope = float((layer(x) - layer(y)).norm() / (x - y).norm())
+    assert slope <= high <= 1 + 1e-12
+    assert bench.operator_range(oc.LOT(3, 3, 3, dtype=torch.float64), x)[1:] == pytest.approx((1.0, True, "fft"))

@@ -16,7 +16,9 @@ layers added there appear here) is built by :func:`orthoconv.networks.conv_layer
   ``project_()`` after each where a layer has one, as in training; on a copy, so the timed steps do not change it), the extreme singular values of the layer's operator on
   ``H x W`` measured by
   :func:`orthoconv.spectral.module_spectrum` (exact: FFT, float64, of the layer's own kernel at its own
-  padding, or the dense matrix of its forward), and ``claimed``: the layer's own ``lipschitz_bound``.
+  padding, or the dense matrix of its forward), and ``claimed``: the layer's own ``lipschitz_bound``. A layer
+  that is not a linear map (a residual layer with an activation inside) has no spectrum: ``sigma_max`` is
+  then the certified Lipschitz bound of :func:`orthoconv.verify.check_model` and ``sigma_min`` is empty.
 - ``keeps``: the promise it makes (``orthogonal``: every singular value 1; ``1-Lipschitz``: ``sigma_max <=
   1``) holds to ``--tol`` (1e-5, float32 rounding); ``conv`` (a spectrally normalized ``nn.Conv2d``, here
   for contrast) promises a unit norm of its reshaped weight matrix only, and its conv norm is reported.
@@ -37,6 +39,7 @@ from orthoconv.cli.args import seed as seed_type
 from orthoconv.io import device_name, format_table, load_average
 from orthoconv.math.spectral import module_spectrum
 from orthoconv.networks import CONV_LAYERS, conv_layer
+from orthoconv.verify import check_model
 
 from ..common.harness import write_json
 from ..common.timing import add_policy_arguments, flag_summary, policy_from, timed_row, verdict
@@ -127,6 +130,17 @@ def off_promise(promise: str, sigma_min: float, sigma_max: float) -> float:
     return max(1 - sigma_min, sigma_max - 1) if promise == "orthogonal" else sigma_max - 1
 
 
+def operator_range(module: nn.Module, x: torch.Tensor) -> tuple[float | str, float, bool, str]:
+    """``(sigma_min, sigma_max, exact, method)`` of a linear layer on ``x``'s size (:func:`module_spectrum`), or
+    ``("", certified Lipschitz bound, exact, "check_model")`` for a layer that is not linear."""
+    try:
+        spectrum = module_spectrum(module, tuple(x.shape[-2:]))
+    except TypeError:
+        report = check_model(nn.Sequential(module), x)
+        return "", report.lipschitz_upper, False, "check_model"
+    return spectrum.sigma_min, spectrum.sigma_max, spectrum.exact, spectrum.method
+
+
 def measure(name: str, channels: int, kernel: int, size: int, batch: int, device, policy, tol: float,
             seed: int) -> dict:
     """One row of the table for layer ``name``."""
@@ -140,13 +154,13 @@ def measure(name: str, channels: int, kernel: int, size: int, batch: int, device
                                   _infer(layer.eval(), x)], policy, str(device))
     memory = step_memory(layer.train(), x)
     with torch.no_grad():
-        spectrum = module_spectrum(measured, (size, size))
+        low, high, exact, method = operator_range(measured, x[:1])
         claimed = float(measured.lipschitz_bound((size, size))) if hasattr(measured, "lipschitz_bound") else ""
-    off = off_promise(promise, spectrum.sigma_min, spectrum.sigma_max)
+    off = off_promise(promise, low if low != "" else 1.0, high)
     return {"layer": name, "train_ratio": timings[1].median / timings[0].median,
             "infer_ratio": timings[3].median / timings[2].median, "train_ms": 1000 * timings[1].median,
-            "memory_MB": memory, "sigma_min": spectrum.sigma_min, "sigma_max": spectrum.sigma_max,
-            "off_promise": f"{off:.1e}", "exact": spectrum.exact, "method": spectrum.method, "claimed": claimed,
+            "memory_MB": memory, "sigma_min": low, "sigma_max": high,
+            "off_promise": f"{off:.1e}", "exact": exact, "method": method, "claimed": claimed,
             "promise": promise, "keeps": verdict(off <= tol, "") if promise in ("orthogonal", "1-Lipschitz") else "n/a",
             "paper": paper, **quality}
 
