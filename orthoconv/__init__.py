@@ -34,11 +34,14 @@ from .math.invariants import (
 from .math.spectral import conv_singular_values, conv_spectral_norm
 from .nn import (
     BCOP,
+    BRO,
+    LOT,
     OSSN,
     RKL2NE,
     RKO,
     SOC,
     SVCM,
+    BCOPTranspose,
     CayleyConv,
     GroupSort,
     InvertibleDownsampling,
@@ -58,10 +61,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BCOP",
+    "BCOPTranspose",
+    "BRO",
     "CayleyConv",
     "ComponentInvariants",
     "GroupSort",
     "InvertibleDownsampling",
+    "LOT",
     "MaxMin",
     "OSSN",
     "OrthogonalLinear",

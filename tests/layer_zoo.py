@@ -17,6 +17,9 @@ LAYERS = {
     "SOC": (lambda **f: oc.SOC(3, 4, 3, **f), (3, *SIZE)),
     "StridedBCOP": (lambda **f: oc.StridedBCOP(2, 8, 3, 2, **f), (2, 4, 6)),
     "OrthogonalLinear": (lambda **f: oc.OrthogonalLinear(5, 3, **f), (5,)),
+    "LOT": (lambda **f: oc.LOT(3, 4, 3, **f), (3, *SIZE)),
+    "BRO": (lambda **f: oc.BRO(4, 3, 3, **f), (4, *SIZE)),
+    "BCOPTranspose": (lambda **f: oc.BCOPTranspose(6, 2, 3, 2, **f), (6, 3, 2)),
 }
 PARAMETERLESS = {
     "InvertibleDownsampling": (lambda **f: oc.InvertibleDownsampling(2), (3, 4, 6)),
@@ -24,6 +27,12 @@ PARAMETERLESS = {
     "MaxMin": (lambda **f: oc.MaxMin(), (4, 3, 3)),
 }
 CONV_LAYERS = [name for name in LAYERS if name != "OrthogonalLinear"]
+SIZED = ("LOT", "BRO")  # their operator (and kernel) depends on the input's size
+
+
+def kernel_of(layer, name):
+    """``layer.kernel()``, on the zoo's input size for the layers whose kernel depends on it."""
+    return layer.kernel(LAYERS[name][1][1:]) if name in SIZED else layer.kernel()
 
 
 def build(name, seed=0, **factory):

@@ -21,6 +21,7 @@ BENCHMARKS = {
     "spectrum": "orthoconv.analysis.bench.spectrum",
     "verify": "orthoconv.analysis.bench.verify",
     "networks": "orthoconv.analysis.bench.networks",
+    "layers": "orthoconv.analysis.bench.layers",
 }
 PROOFS = "orthoconv.proofs.cli"
 

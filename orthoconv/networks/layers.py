@@ -2,7 +2,8 @@
 
 ``bcop`` (Li et al. 2019), ``rko`` (Cisse et al. 2017; Li et al. 2019), ``ossn`` (Miyato et al. 2018,
 convolution-aware), ``svcm`` (Sedghi et al. 2019), ``rkl2ne`` (Qian & Wegman 2019), ``cayley``
-(Trockman & Kolter 2021), ``soc`` (Singla & Feizi 2021) and ``conv``: a plain ``nn.Conv2d`` whose
+(Trockman & Kolter 2021), ``soc`` (Singla & Feizi 2021), ``lot`` (Xu et al. 2022) and ``bro`` (Lai et
+al. 2025), exact per frequency of the input's size, and ``conv``: a plain ``nn.Conv2d`` whose
 reshaped weight matrix is spectrally normalized by ``torch.nn.utils.parametrizations.spectral_norm``.
 That normalization does not bound the convolution's norm (up to ``sqrt(kh kw)`` more), which is why it
 is here: for contrast, and so that a measured Lipschitz constant has something to catch.
@@ -18,9 +19,10 @@ import math
 from torch import nn
 
 from ..math.checks import image_size, positive_int
-from ..nn import BCOP, OSSN, RKL2NE, RKO, SOC, SVCM, CayleyConv, InvertibleDownsampling
+from ..nn import BCOP, BRO, LOT, OSSN, RKL2NE, RKO, SOC, SVCM, CayleyConv, InvertibleDownsampling
 
 CONV_LAYERS = ("bcop", "rko", "ossn", "svcm", "rkl2ne", "cayley", "soc", "conv")
+CONV_LAYERS += ("lot", "bro")
 
 
 def conv_layer(name: str, in_channels: int, out_channels: int, kernel_size: int, input_size, **options) -> nn.Module:
@@ -46,6 +48,10 @@ def conv_layer(name: str, in_channels: int, out_channels: int, kernel_size: int,
         return CayleyConv(**common, input_size=size, **options)
     if name == "soc":
         return SOC(**common, **options)
+    if name == "lot":
+        return LOT(**common, **options)
+    if name == "bro":
+        return BRO(**common, **options)
     if name == "conv":
         padding_mode = options.pop("padding_mode", "circular")
         conv = nn.Conv2d(**common, padding="same", padding_mode=padding_mode, **options)

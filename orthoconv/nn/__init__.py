@@ -1,6 +1,7 @@
 """Layers: thin ``nn.Module``s that hold parameters around :mod:`orthoconv.math`.
 
-Orthogonal convolutions (BCOP, Li et al. 2019; CayleyConv; SOC; StridedBCOP), Lipschitz-bounded ones
+Orthogonal convolutions (BCOP, Li et al. 2019; CayleyConv; SOC; StridedBCOP; LOT and BRO, exact; the
+upsampling BCOPTranspose), Lipschitz-bounded ones
 (RKO, OSSN, SVCM, RK-L2NE), orthogonal linear maps, invertible downsampling and 1-Lipschitz
 activations. :func:`cached` builds each kernel once for a block of forwards; :func:`from_config`
 rebuilds a layer from the config saved in its ``state_dict``.
@@ -9,26 +10,34 @@ rebuilds a layer from the config saved in its ``state_dict``.
 from .activations import GroupSort, MaxMin
 from .base import KernelConv2d
 from .bcop import BCOP
+from .bro import BRO
 from .cache import cached
 from .cayley import CayleyConv
 from .config import from_config
 from .downsample import InvertibleDownsampling, StridedBCOP
 from .fixed import FirstChannels, GlobalMaxPool, Normalize, ZeroChannelPad
+from .fourier import FourierConv2d
 from .linear import OrthogonalLinear
+from .lot import LOT
 from .ossn import OSSN
 from .rkl2ne import RKL2NE
 from .rko import RKO
 from .soc import SOC
 from .svcm import SVCM
+from .upsample import BCOPTranspose
 
 __all__ = [
     "BCOP",
+    "BCOPTranspose",
+    "BRO",
     "CayleyConv",
     "FirstChannels",
     "GlobalMaxPool",
     "GroupSort",
     "InvertibleDownsampling",
+    "FourierConv2d",
     "KernelConv2d",
+    "LOT",
     "MaxMin",
     "Normalize",
     "OSSN",

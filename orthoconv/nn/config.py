@@ -8,20 +8,24 @@ from torch import nn
 
 from .activations import GroupSort, MaxMin
 from .bcop import BCOP
+from .bro import BRO
 from .cayley import CayleyConv
 from .downsample import InvertibleDownsampling, StridedBCOP
 from .linear import OrthogonalLinear
+from .lot import LOT
 from .ossn import OSSN
 from .rkl2ne import RKL2NE
 from .rko import RKO
 from .soc import SOC
 from .svcm import SVCM
+from .upsample import BCOPTranspose
 
 LAYERS: dict[str, type[nn.Module]] = {
     cls.__name__: cls
     for cls in (BCOP, CayleyConv, GroupSort, InvertibleDownsampling, MaxMin, OSSN, OrthogonalLinear, RKL2NE, RKO,
                 SOC, SVCM, StridedBCOP)
 }
+LAYERS.update({cls.__name__: cls for cls in (BCOPTranspose, BRO, LOT)})
 
 
 def from_config(config: Mapping, **kwargs) -> nn.Module:

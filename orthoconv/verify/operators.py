@@ -33,6 +33,7 @@ from torch import nn
 
 from ..math.spectral import module_spectrum
 from ..nn import (
+    BCOPTranspose,
     FirstChannels,
     GlobalMaxPool,
     GroupSort,
@@ -62,7 +63,7 @@ _MAX_POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.
 _PAD = (nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
         nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d,
         nn.ReplicationPad3d, nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d)
-CONV_TYPES = (nn.modules.conv._ConvNd, KernelConv2d, StridedBCOP)
+CONV_TYPES = (nn.modules.conv._ConvNd, KernelConv2d, StridedBCOP, BCOPTranspose)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ def _conv_kernel(module: nn.Module) -> torch.Tensor | None:
     if isinstance(module, nn.modules.conv._ConvNd):
         return module.weight
     try:
+        if getattr(module, "kernel_depends_on_size", False):
+            return None
         return module.kernel()
     except ValueError:
         return None

@@ -135,7 +135,10 @@ def check_layer(name: str, layer: nn.Module, size: tuple[int, ...], tol: float |
         return row
     try:
         with torch.no_grad():
-            kernel = layer.kernel() if callable(getattr(layer, "kernel", None)) else None
+            if getattr(layer, "kernel_depends_on_size", False):  # LOT, BRO: the operator on this size
+                kernel = layer.kernel(_spatial(size, 2, name))
+            else:
+                kernel = layer.kernel() if callable(getattr(layer, "kernel", None)) else None
     except ValueError:
         kernel = None
     row.shape = tuple(kernel.shape) if kernel is not None else ()
