@@ -2,7 +2,8 @@
 
 Orthogonal convolutions (BCOP, Li et al. 2019; CayleyConv; SOC; StridedBCOP), Lipschitz-bounded ones
 (RKO, OSSN, SVCM, RK-L2NE), orthogonal linear maps, invertible downsampling and 1-Lipschitz
-activations. :func:`cached` builds each kernel once for a block of forwards; :func:`from_config`
+activations. Kernel checks never synchronize inside a forward (:func:`raise_failed_checks` reads them,
+:func:`strict_checks` makes them immediate; see :mod:`orthoconv.nn._precision`). :func:`cached` builds each kernel once for a block of forwards; :func:`from_config`
 rebuilds a layer from the config saved in its ``state_dict``.
 """
 
@@ -16,6 +17,7 @@ from .downsample import InvertibleDownsampling, StridedBCOP
 from .fixed import FirstChannels, GlobalMaxPool, Normalize, ZeroChannelPad
 from .linear import OrthogonalLinear
 from .ossn import OSSN
+from ._precision import raise_failed_checks, strict_checks
 from .rkl2ne import RKL2NE
 from .rko import RKO
 from .soc import SOC
@@ -41,4 +43,6 @@ __all__ = [
     "ZeroChannelPad",
     "cached",
     "from_config",
+    "raise_failed_checks",
+    "strict_checks",
 ]

@@ -6,11 +6,36 @@ from orthogonality by 1.2e-2. So every kernel is built with autocast disabled, i
 precision, and float16/bfloat16 parameters are promoted to float32 for the construction; the kernel
 is then rounded to the parameters' dtype. Only the convolution itself runs in low precision (under
 autocast, or for a half-precision layer).
+
+Kernel checks without host synchronization. Every layer guards what it builds with :func:`check_finite`
+(no nan or inf) or :func:`check_true` (a 0-d boolean condition, e.g. CayleyConv's unitarity). Reading a
+device tensor's value on the host (``bool(condition)``) would make the host wait for the GPU's queue to
+drain at every layer, so inside a layer's forward (and therefore its backward) a check never reads:
+
+1. **Poison**: the checked tensor comes back as ``torch.where(condition, tensor, nan)``, so a kernel that
+   fails a check is nan everywhere and so is every output built from it: nothing silently wrong leaves
+   the layer, whatever reads it later.
+2. **Record**: the failure is OR-ed into a 0-d boolean flag on the device, one per message (an in-place
+   device operation, capturable in a CUDA graph). :func:`raise_failed_checks` reads every flag in one
+   transfer and raises ``ValueError(message)`` (the layer's name and what failed) for the first failed
+   one; orthoconv's training loop calls it where it reads the loss anyway, and so can any loop.
+3. **Outside a forward** (``layer.kernel()``, ``lipschitz_bound()``, ``to_conv2d()``,
+   ``check_orthogonal(layer)`` called by the user, where the host is about to read the values anyway)
+   and in **strict mode** (``with orthoconv.nn.strict_checks(): ...``, the analogue of
+   ``torch.autograd.detect_anomaly``), a check reads its condition at once and raises the named error at
+   the layer that failed (one synchronization per check).
+4. **Under torch.compile / torch.export**: the poison only (a data-dependent branch, or a global flag,
+   would break the graph), plus ``torch._assert_async`` on the CPU, where its message survives; the
+   output of a compiled layer that fails a check is nan. On ``meta`` tensors nothing is checked.
+
+A layer is "in a forward" while its ``__call__`` runs (:func:`in_forward`, entered by
+:class:`orthoconv.nn.base.Configurable`).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -41,22 +66,88 @@ def autocast_enabled(device: torch.device) -> bool:
     return _autocast.autocast_enabled(device.type)
 
 
-def check_true(condition: Tensor, message: str) -> None:
-    """Raise ``ValueError(message)`` unless the 0-d boolean ``condition`` holds (``torch._assert_async`` under
-    ``torch.compile``/``torch.export``; skipped on ``meta``), as :func:`check_finite` does."""
-    if condition.device.type == "meta":
-        return
-    if torch.compiler.is_compiling():
-        torch._assert_async(condition, message)
-    elif not bool(condition):
-        raise ValueError(message)
+_strict = False
+_forward_depth = 0
+_failures: dict[tuple[str, torch.device], Tensor] = {}
 
 
-def check_finite(tensor: Tensor, message: str) -> None:
-    """Raise ``ValueError(message)`` where ``tensor`` has a nan or inf.
+@contextlib.contextmanager
+def strict_checks(enabled: bool = True) -> Iterator[None]:
+    """Within the block, every kernel check reads its condition at once and raises the named ``ValueError``
+    where it fails (one host synchronization per check: for debugging, like ``torch.autograd.detect_anomaly``)."""
+    global _strict
+    previous, _strict = _strict, bool(enabled)
+    try:
+        yield
+    finally:
+        _strict = previous
 
-    Eager: a host check. Under ``torch.compile``/``torch.export`` (where a data-dependent branch would
-    break the graph): ``torch._assert_async``, which fails when the compiled graph runs. Skipped on
-    the ``meta`` device (no data).
+
+@contextlib.contextmanager
+def in_forward() -> Iterator[None]:
+    """Marks a layer's forward: checks inside it are deferred (poison and record, no synchronization)."""
+    global _forward_depth
+    _forward_depth += 1
+    try:
+        yield
+    finally:
+        _forward_depth -= 1
+
+
+def raise_failed_checks() -> None:
+    """Raise ``ValueError`` naming the first kernel check that failed inside a forward since the last call
+    (the layer and what failed; the count of other failures), and forget the failures.
+
+    One host synchronization per device that has flags: call it where the host reads values anyway (a
+    loss, a metric). A no-op when no check was ever recorded.
     """
-    check_true(torch.isfinite(tensor).all(), message)
+    if not _failures:
+        return
+    keys = list(_failures)
+    failed = []
+    for device in {device for _, device in keys}:
+        mine = [key for key in keys if key[1] == device]
+        flags = torch.stack([_failures[key] for key in mine]).tolist()
+        failed += [key[0] for key, flag in zip(mine, flags) if flag]
+        for key in mine:
+            _failures[key].zero_()
+    if failed:
+        others = f" (and {len(failed) - 1} other failed check(s))" if len(failed) > 1 else ""
+        raise ValueError(failed[0] + others)
+
+
+def _record(failure: Tensor, message: str) -> None:
+    key = (message, failure.device)
+    flag = _failures.get(key)
+    if flag is None:
+        _failures[key] = failure.clone()
+    else:
+        flag.logical_or_(failure)
+
+
+def check_true(condition: Tensor, message: str, tensor: Tensor | None = None) -> Tensor | None:
+    """``tensor`` if the 0-d boolean ``condition`` holds; where it does not, ``tensor`` poisoned to nan and
+    ``ValueError(message)`` raised at once (outside a forward, in :func:`strict_checks`) or by the next
+    :func:`raise_failed_checks` (inside a forward: no host synchronization). See the module docstring.
+
+    ``message`` names the layer and what failed. Returns ``tensor`` (``None`` if none is given); use the
+    returned tensor, the poisoned one.
+    """
+    if condition.device.type == "meta":
+        return tensor
+    if torch.compiler.is_compiling():
+        if condition.device.type == "cpu":
+            torch._assert_async(condition, message)
+    elif _strict or _forward_depth == 0:
+        if not bool(condition):
+            raise ValueError(message)
+        return tensor
+    else:
+        _record(condition.logical_not(), message)
+    return None if tensor is None else torch.where(condition, tensor, torch.nan)
+
+
+def check_finite(tensor: Tensor, message: str) -> Tensor:
+    """``tensor``, checked to have no nan or inf entry by :func:`check_true` (poisoned to nan everywhere and
+    ``ValueError(message)`` where it has one). Use the returned tensor."""
+    return check_true(torch.isfinite(tensor).all(), message, tensor)
