@@ -26,9 +26,9 @@ def device(request):
 @pytest.fixture(autouse=True)
 def no_failed_checks_left():
     """Each test starts without kernel-check failures recorded by an earlier one (orthoconv.nn._precision)."""
-    _precision._failures.clear()
+    _precision._passed.clear()
     yield
-    _precision._failures.clear()
+    _precision._passed.clear()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -12,10 +12,10 @@ Kernel checks without host synchronization. Every layer guards what it builds wi
 device tensor's value on the host (``bool(condition)``) would make the host wait for the GPU's queue to
 drain at every layer, so inside a layer's forward (and therefore its backward) a check never reads:
 
-1. **Poison**: the checked tensor comes back as ``torch.where(condition, tensor, nan)``, so a kernel that
-   fails a check is nan everywhere and so is every output built from it: nothing silently wrong leaves
-   the layer, whatever reads it later.
-2. **Record**: the failure is OR-ed into a 0-d boolean flag on the device, one per message (an in-place
+1. **Poison**: the checked tensor comes back as ``tensor / condition`` (``x / True = x``; ``x / False`` is nan
+   or inf), so a kernel that fails a check is non-finite everywhere and so is every output built from it
+   (its gradients too): nothing silently wrong leaves the layer, whatever reads it later.
+2. **Record**: the condition is AND-ed into a 0-d boolean flag on the device, one per message (an in-place
    device operation, capturable in a CUDA graph). :func:`raise_failed_checks` reads every flag in one
    transfer and raises ``ValueError(message)`` (the layer's name and what failed) for the first failed
    one; orthoconv's training loop calls it where it reads the loss anyway, and so can any loop.
@@ -26,7 +26,7 @@ drain at every layer, so inside a layer's forward (and therefore its backward) a
    the layer that failed (one synchronization per check).
 4. **Under torch.compile / torch.export**: the poison only (a data-dependent branch, or a global flag,
    would break the graph), plus ``torch._assert_async`` on the CPU, where its message survives; the
-   output of a compiled layer that fails a check is nan. On ``meta`` tensors nothing is checked.
+   output of a compiled layer that fails a check is non-finite. On ``meta`` tensors nothing is checked.
 
 A layer is "in a forward" while its ``__call__`` runs (:func:`in_forward`, entered by
 :class:`orthoconv.nn.base.Configurable`).
@@ -68,7 +68,7 @@ def autocast_enabled(device: torch.device) -> bool:
 
 _strict = False
 _forward_depth = 0
-_failures: dict[tuple[str, torch.device], Tensor] = {}
+_passed: dict[tuple[str, torch.device], Tensor] = {}  # per message: every deferred check passed
 
 
 @contextlib.contextmanager
@@ -101,32 +101,33 @@ def raise_failed_checks() -> None:
     One host synchronization per device that has flags: call it where the host reads values anyway (a
     loss, a metric). A no-op when no check was ever recorded.
     """
-    if not _failures:
+    if not _passed:
         return
-    keys = list(_failures)
+    keys = list(_passed)
     failed = []
     for device in {device for _, device in keys}:
         mine = [key for key in keys if key[1] == device]
-        flags = torch.stack([_failures[key] for key in mine]).tolist()
-        failed += [key[0] for key, flag in zip(mine, flags) if flag]
+        passed = torch.stack([_passed[key] for key in mine]).tolist()
+        failed += [key[0] for key, ok in zip(mine, passed) if not ok]
         for key in mine:
-            _failures[key].zero_()
+            _passed[key].fill_(True)
     if failed:
         others = f" (and {len(failed) - 1} other failed check(s))" if len(failed) > 1 else ""
         raise ValueError(failed[0] + others)
 
 
-def _record(failure: Tensor, message: str) -> None:
-    key = (message, failure.device)
-    flag = _failures.get(key)
+def _record(condition: Tensor, message: str) -> None:
+    key = (message, condition.device)
+    flag = _passed.get(key)
     if flag is None:
-        _failures[key] = failure.clone()
+        _passed[key] = condition.clone()
     else:
-        flag.logical_or_(failure)
+        flag.logical_and_(condition)
 
 
 def check_true(condition: Tensor, message: str, tensor: Tensor | None = None) -> Tensor | None:
-    """``tensor`` if the 0-d boolean ``condition`` holds; where it does not, ``tensor`` poisoned to nan and
+    """``tensor`` if the 0-d boolean ``condition`` holds; where it does not, ``tensor`` poisoned (nan or inf in
+    every entry) and
     ``ValueError(message)`` raised at once (outside a forward, in :func:`strict_checks`) or by the next
     :func:`raise_failed_checks` (inside a forward: no host synchronization). See the module docstring.
 
@@ -143,11 +144,11 @@ def check_true(condition: Tensor, message: str, tensor: Tensor | None = None) ->
             raise ValueError(message)
         return tensor
     else:
-        _record(condition.logical_not(), message)
-    return None if tensor is None else torch.where(condition, tensor, torch.nan)
+        _record(condition, message)
+    return None if tensor is None else tensor / condition  # x / True = x; x / False = nan or inf, everywhere
 
 
 def check_finite(tensor: Tensor, message: str) -> Tensor:
-    """``tensor``, checked to have no nan or inf entry by :func:`check_true` (poisoned to nan everywhere and
+    """``tensor``, checked to have no nan or inf entry by :func:`check_true` (poisoned everywhere and
     ``ValueError(message)`` where it has one). Use the returned tensor."""
-    return check_true(torch.isfinite(tensor).all(), message, tensor)
+    return check_true((tensor * 0).sum() == 0, message, tensor)  # 0 * x is nan exactly where x is nan or inf
