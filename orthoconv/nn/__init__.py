@@ -7,6 +7,7 @@ activations. Kernel checks never synchronize inside a forward (:func:`raise_fail
 rebuilds a layer from the config saved in its ``state_dict``.
 """
 
+from ._precision import raise_failed_checks, strict_checks
 from .activations import GroupSort, MaxMin
 from .base import KernelConv2d
 from .bcop import BCOP
@@ -17,7 +18,6 @@ from .downsample import InvertibleDownsampling, StridedBCOP
 from .fixed import FirstChannels, GlobalMaxPool, Normalize, ZeroChannelPad
 from .linear import OrthogonalLinear
 from .ossn import OSSN
-from ._precision import raise_failed_checks, strict_checks
 from .rkl2ne import RKL2NE
 from .rko import RKO
 from .soc import SOC
@@ -25,6 +25,11 @@ from .svcm import SVCM
 
 __all__ = [
     "BCOP",
+    "OSSN",
+    "RKL2NE",
+    "RKO",
+    "SOC",
+    "SVCM",
     "CayleyConv",
     "FirstChannels",
     "GlobalMaxPool",
@@ -33,12 +38,7 @@ __all__ = [
     "KernelConv2d",
     "MaxMin",
     "Normalize",
-    "OSSN",
     "OrthogonalLinear",
-    "RKL2NE",
-    "RKO",
-    "SOC",
-    "SVCM",
     "StridedBCOP",
     "ZeroChannelPad",
     "cached",
