@@ -60,7 +60,7 @@ def binary_scale(A: Tensor) -> Tensor:
 
 
 def _right_solve(X: Tensor, R: Tensor) -> Tensor:
-    """``X R^-T`` for stacks ``(b, n, r)``, ``(b, r, r)`` (``R`` upper triangular, ``diag R >= 0``, of unit size by
+    """``X R^-T`` for ``(..., n, r)``, ``(..., r, r)`` (``R`` upper triangular, ``diag R >= 0``, of unit size by
     :func:`binary_scale`), finite for every ``R``: one triangular solve with ``R + eps I``, after zeroing the
     columns of ``X`` whose pivot ``R_jj`` is at most ``4 r eps`` (numerically zero: rank deficiency).
 
@@ -95,18 +95,22 @@ class _QRFrame(torch.autograd.Function):
     def setup_context(ctx, inputs, output) -> None:
         Q, R, scale = output
         ctx.mark_non_differentiable(R, scale)
+        ctx.set_materialize_grads(False)  # no zero gradients built for R and scale
         ctx.save_for_backward(Q, R, scale)
 
     @staticmethod
     def backward(ctx, grad: Tensor, _grad_R=None, _grad_scale=None) -> tuple[Tensor, None]:
         Q, R, scale = ctx.saved_tensors  # masked columns: zero in Q, zero pivots (dropped by _right_solve)
+        if grad is None:
+            return None, None
         if R.shape[-1] == 0:
             return torch.zeros_like(Q), None
         shape = Q.shape
-        if Q.dim() != 3:
+        if Q.dim() > 3:
             Q, R, grad = (t.reshape(-1, *t.shape[-2:]) for t in (Q, R, grad))
-        QtG = torch.bmm(Q.mT, grad)
-        B = grad - torch.bmm(Q, QtG - (QtG - QtG.mT).tril(-1))
+        product = torch.mm if Q.dim() == 2 else torch.bmm
+        QtG = product(Q.mT, grad)
+        B = grad - product(Q, QtG - (QtG - QtG.mT).tril(-1))
         solved = _right_solve(B, R)
         return (solved if solved.shape == shape else solved.view(shape)) / scale, None
 
