@@ -15,8 +15,8 @@ from orthoconv.nn.dispatch import count_dispatch
 
 from layer_zoo import LAYERS, build, example_input
 
-SMALL_BUDGET = {"bcop": 410, "rko": 320, "ossn": 450, "svcm": 210, "soc": 450, "cayley": 800, "rkl2ne": 410,
-                "conv": 290}
+SMALL_BUDGET = {"bcop": 400, "rko": 290, "ossn": 440, "svcm": 200, "soc": 440, "cayley": 790, "rkl2ne": 400,
+                "conv": 280}
 
 
 def counted_step(model, x):
