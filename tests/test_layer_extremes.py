@@ -156,3 +156,13 @@ def test_float64_on_one_side_under_autocast_is_named(make, shape, layer_dtype, x
     layer = make(layer_dtype)
     with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(TypeError, match="autocast does not cast float64"):
         layer(torch.randn(*shape, dtype=x_dtype))
+
+
+def test_a_failed_check_inside_torch_func_is_poisoned():
+    """torch.func's transforms can neither read nor record a value: the output is non-finite, nothing raises."""
+    layer = oc.BCOP(3, 3, 3)
+    with torch.no_grad():
+        layer.h_param[0, 0] = math.nan
+    x = torch.randn(2, 3, 4, 4)
+    y, tangent = torch.func.jvp(layer, (x,), (torch.ones_like(x),))
+    assert not torch.isfinite(y).any() and not torch.isfinite(tangent).any()

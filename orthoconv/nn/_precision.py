@@ -26,7 +26,9 @@ drain at every layer, so inside a layer's forward (and therefore its backward) a
    the layer that failed (one synchronization per check).
 4. **Under torch.compile / torch.export**: the poison only (a data-dependent branch, or a global flag,
    would break the graph), plus ``torch._assert_async`` on the CPU, where its message survives; the
-   output of a compiled layer that fails a check is non-finite. On ``meta`` tensors nothing is checked.
+   output of a compiled layer that fails a check is non-finite. Inside ``torch.func`` transforms (``vmap``,
+   ``jvp``, ``grad``), which can neither read nor record a value: the poison only. On ``meta`` tensors
+   nothing is checked.
 
 A layer is "in a forward" while its ``__call__`` runs (:func:`in_forward`, entered by
 :class:`orthoconv.nn.base.Configurable`).
@@ -127,9 +129,8 @@ def _record(condition: Tensor, message: str) -> None:
 
 def check_true(condition: Tensor, message: str, tensor: Tensor | None = None) -> Tensor | None:
     """``tensor`` if the 0-d boolean ``condition`` holds; where it does not, ``tensor`` poisoned (nan or inf in
-    every entry) and
-    ``ValueError(message)`` raised at once (outside a forward, in :func:`strict_checks`) or by the next
-    :func:`raise_failed_checks` (inside a forward: no host synchronization). See the module docstring.
+    every entry) and ``ValueError(message)`` raised at once (outside a forward, in :func:`strict_checks`) or by
+    the next :func:`raise_failed_checks` (inside a forward: no host synchronization). See the module docstring.
 
     ``message`` names the layer and what failed. Returns ``tensor`` (``None`` if none is given); use the
     returned tensor, the poisoned one.
@@ -139,6 +140,8 @@ def check_true(condition: Tensor, message: str, tensor: Tensor | None = None) ->
     if torch.compiler.is_compiling():
         if condition.device.type == "cpu":
             torch._assert_async(condition, message)
+    elif torch._C._functorch.is_functorch_wrapped_tensor(condition):
+        pass  # inside torch.func's transforms (vmap, jvp, grad) a value can neither be read nor recorded: poison only
     elif _strict or _forward_depth == 0:
         if not bool(condition):
             raise ValueError(message)
