@@ -1,12 +1,14 @@
 """Layers: thin ``nn.Module``s that hold parameters around :mod:`orthoconv.math`.
 
 Orthogonal convolutions (BCOP, Li et al. 2019; CayleyConv; SOC; StridedBCOP; LOT and BRO, exact; the
-upsampling BCOPTranspose), Lipschitz-bounded ones
-(RKO, OSSN, SVCM, RK-L2NE), orthogonal linear maps, invertible downsampling and 1-Lipschitz
-activations. :func:`cached` builds each kernel once for a block of forwards; :func:`from_config`
-rebuilds a layer from the config saved in its ``state_dict``.
+upsampling BCOPTranspose), Lipschitz-bounded ones (RKO, OSSN, SVCM, RK-L2NE), orthogonal linear maps,
+invertible downsampling and 1-Lipschitz activations. Kernel checks never synchronize inside a forward
+(:func:`raise_failed_checks` reads them, :func:`strict_checks` makes them immediate; see
+:mod:`orthoconv.nn._precision`). :func:`cached` builds each kernel once for a block of forwards;
+:func:`from_config` rebuilds a layer from the config saved in its ``state_dict``.
 """
 
+from ._precision import raise_failed_checks, strict_checks
 from .activations import GroupSort, MaxMin
 from .base import KernelConv2d
 from .bcop import BCOP
@@ -32,10 +34,10 @@ __all__ = [
     "BRO",
     "CayleyConv",
     "FirstChannels",
+    "FourierConv2d",
     "GlobalMaxPool",
     "GroupSort",
     "InvertibleDownsampling",
-    "FourierConv2d",
     "KernelConv2d",
     "LOT",
     "MaxMin",
@@ -50,4 +52,6 @@ __all__ = [
     "ZeroChannelPad",
     "cached",
     "from_config",
+    "raise_failed_checks",
+    "strict_checks",
 ]

@@ -64,7 +64,7 @@ class FourierConv2d(KernelConv2d):
 
     def _transfer(self, size: tuple[int, int]) -> Tensor:
         V = self._parameter_kernel()
-        check_finite(V, f"{self._name}: the parameter has nan or inf entries")
+        V = check_finite(V, f"{self._name}: the parameter has nan or inf entries")
         V = promote(V)
         scale = V.detach().abs().amax().clamp_min(torch.finfo(V.dtype).tiny) if V.numel() else V.new_ones(())
         # f is scale invariant: the scale only keeps the sums finite; frequency_response without its host-side check
