@@ -173,7 +173,11 @@ def test_arguments_are_checked():
     layer = oc.LOT(2, 2, 3)
     with torch.no_grad():
         layer.weight[0, 0, 0, 0] = math.nan
+    y = layer(torch.randn(1, 2, 4, 4))  # inside a forward: poisoned, the named error at the next read
+    assert not torch.isfinite(y).any()
     with pytest.raises(ValueError, match="LOT: the parameter has nan"):
+        oc.nn.raise_failed_checks()
+    with pytest.raises(ValueError, match="LOT: the parameter has nan"), oc.nn.strict_checks():
         layer(torch.randn(1, 2, 4, 4))
 
 

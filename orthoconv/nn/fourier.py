@@ -65,11 +65,13 @@ class FourierConv2d(KernelConv2d):
     def _transfer(self, size: tuple[int, int]) -> Tensor:
         V = self._parameter_kernel()
         V = check_finite(V, f"{self._name}: the parameter has nan or inf entries")
-        V = promote(V)
+        # a poisoned V must not reach the SVD (it raises there): decompose zeros, poison the result instead
+        poison = V.detach().sum() * 0
+        V = promote(torch.nan_to_num(V, nan=0.0, posinf=0.0, neginf=0.0))
         scale = V.detach().abs().amax().clamp_min(torch.finfo(V.dtype).tiny) if V.numel() else V.new_ones(())
         # f is scale invariant: the scale only keeps the sums finite; frequency_response without its host-side check
         Vhat = _half_spectrum(V / scale, *size)
-        T = real_half_spectrum(self._matrix_map, Vhat, size)
+        T = real_half_spectrum(self._matrix_map, Vhat, size) + poison
         return T[..., : self.out_channels, : self.in_channels]
 
     def transfer(self, input_size) -> Tensor:
