@@ -33,10 +33,13 @@ from .math.invariants import (
 )
 from .math.spectral import conv_singular_values, conv_spectral_norm
 from .nn import (
+    AOL,
     BCOP,
+    CPL,
     OSSN,
     RKL2NE,
     RKO,
+    SLL,
     SOC,
     SVCM,
     CayleyConv,
@@ -44,6 +47,7 @@ from .nn import (
     InvertibleDownsampling,
     MaxMin,
     OrthogonalLinear,
+    Sandwich,
     StridedBCOP,
 )
 from .nn.soc import soc_deviation
@@ -57,7 +61,9 @@ del _module
 __version__ = "0.1.0"
 
 __all__ = [
+    "AOL",
     "BCOP",
+    "CPL",
     "CayleyConv",
     "ComponentInvariants",
     "GroupSort",
@@ -67,8 +73,10 @@ __all__ = [
     "OrthogonalLinear",
     "RKL2NE",
     "RKO",
+    "SLL",
     "SOC",
     "SVCM",
+    "Sandwich",
     "StridedBCOP",
     "bcop_kernel",
     "block_kernel",

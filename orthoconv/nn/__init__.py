@@ -1,28 +1,34 @@
 """Layers: thin ``nn.Module``s that hold parameters around :mod:`orthoconv.math`.
 
 Orthogonal convolutions (BCOP, Li et al. 2019; CayleyConv; SOC; StridedBCOP), Lipschitz-bounded ones
-(RKO, OSSN, SVCM, RK-L2NE), orthogonal linear maps, invertible downsampling and 1-Lipschitz
+(RKO, OSSN, SVCM, RK-L2NE; AOL), 1-Lipschitz residual and sandwich layers (CPL, SLL, Sandwich), orthogonal linear maps, invertible downsampling and 1-Lipschitz
 activations. :func:`cached` builds each kernel once for a block of forwards; :func:`from_config`
 rebuilds a layer from the config saved in its ``state_dict``.
 """
 
 from .activations import GroupSort, MaxMin
+from .aol import AOL
 from .base import KernelConv2d
 from .bcop import BCOP
 from .cache import cached
 from .cayley import CayleyConv
 from .config import from_config
+from .cpl import CPL
 from .downsample import InvertibleDownsampling, StridedBCOP
 from .fixed import FirstChannels, GlobalMaxPool, Normalize, ZeroChannelPad
 from .linear import OrthogonalLinear
 from .ossn import OSSN
 from .rkl2ne import RKL2NE
 from .rko import RKO
+from .sandwich import Sandwich
+from .sll import SLL
 from .soc import SOC
 from .svcm import SVCM
 
 __all__ = [
+    "AOL",
     "BCOP",
+    "CPL",
     "CayleyConv",
     "FirstChannels",
     "GlobalMaxPool",
@@ -35,8 +41,10 @@ __all__ = [
     "OrthogonalLinear",
     "RKL2NE",
     "RKO",
+    "SLL",
     "SOC",
     "SVCM",
+    "Sandwich",
     "StridedBCOP",
     "ZeroChannelPad",
     "cached",
