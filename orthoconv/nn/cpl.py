@@ -119,7 +119,7 @@ class CPL(ResidualConv2d):
         self._init_inner(bias, device, dtype)
 
     def _kernel(self) -> Tensor:
-        return promote(self.weight)
+        return promote(self.weight).clone()  # a built value, like the other layers' kernels (cached() keeps it)
 
     def _adjoint_kernel(self, input_size: tuple[int, int]) -> Tensor:
         """``h K`` in the parameters' dtype: the kernel whose adjoint convolution applies ``h W^T``."""
@@ -145,7 +145,7 @@ class CPL(ResidualConv2d):
             return 1.0
         size = image_size(input_size)
         with torch.no_grad(), full_precision(self.weight.device):
-            K, scale = normalized(promote(self.weight.detach()))
+            K, _ = normalized(promote(self.weight.detach()))
             beta2 = cpl_norm_squared(K, size, self.padding_mode, self.gram_steps)
             effective = K.to(torch.float64) * torch.sqrt(safe_reciprocal(beta2.to(torch.float64)))
         return residual_bound(effective, size, self.padding_mode)

@@ -38,7 +38,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..math.checks import image_size, positive_int
+from ..math.checks import image_size
 from ..math.spectral import frequency_response
 from ._args import check_image
 from ._precision import full_precision, promote

@@ -88,7 +88,7 @@ class SLL(ResidualConv2d):
         super().reset_parameters()
 
     def _kernel(self) -> Tensor:
-        return promote(self.weight)
+        return promote(self.weight).clone()  # a built value, like the other layers' kernels (cached() keeps it)
 
     def _scaled(self) -> tuple[Tensor, Tensor, Tensor]:
         """``(K / s, s, 1 / t)`` in working precision (``s`` the power-of-two scale, ``t`` of ``K / s``)."""
