@@ -240,3 +240,55 @@ def test_every_network_builds_and_certifies(layer):
     x = torch.randn(1, 1, 8, 8, dtype=F64)
     report = oc.verify.check_model(model, x)
     assert report.lipschitz_lower <= report.lipschitz_upper <= 1 + 1e-6
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_jacobian_and_half_precision(name):
+    """float32: sigma_max <= 1 + 1e-5 (the float32 standard); half parameters run with the construction in float32."""
+    torch.manual_seed(5)
+    layer = make(name, 3, 3, 3, "circular", 4, torch.float32)
+    with torch.no_grad():
+        for pname, p in layer.named_parameters():
+            if pname in ("bias", "log_q", "log_psi"):
+                p.normal_()
+    x = torch.randn(1, 3, 5, 6)
+    shape = x.shape
+    J = torch.autograd.functional.jacobian(lambda v: layer(v.reshape(shape)).reshape(-1), x.reshape(-1))
+    assert float(torch.linalg.matrix_norm(J.double(), ord=2)) <= 1 + 1e-5
+    for dtype in (torch.float16, torch.bfloat16):
+        half = make(name, 3, 3, 3, "circular", 4, torch.float32)
+        half.load_state_dict(layer.state_dict())
+        half = half.to(dtype)
+        y = half(x.to(dtype))
+        assert y.dtype == dtype and bool(torch.isfinite(y).all())
+        y.float().square().sum().backward()
+        assert all(bool(torch.isfinite(p.grad).all()) for p in half.parameters())
+        reference = layer(x).detach()
+        assert torch.allclose(y.detach().float(), reference, atol=0.05 * float(reference.abs().max()))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = layer(x)
+    assert torch.allclose(low.float(), reference, atol=0.05 * float(reference.abs().max()))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_compiled_forward_and_backward_match_eager(name):
+    torch._dynamo.reset()
+    torch.manual_seed(6)
+    layer = make(name, 3, 3, 3, "zeros" if name == "SLL" else "circular", 4, torch.float32)
+    x = torch.randn(2, 3, 5, 6)
+    compiled = torch.compile(layer, backend="eager", fullgraph=True)
+    y, expected = compiled(x), layer(x)
+    assert torch.allclose(y, expected, atol=1e-5)
+    grads = torch.autograd.grad(y.square().sum(), list(layer.parameters()))
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(layer.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(grads, expected_grads))
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_non_finite_parameters_are_an_error_naming_the_layer(name):
+    layer = make(name, 3, 3, 3, "circular", 4, torch.float32)
+    with torch.no_grad():
+        layer.weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=rf"^{name}: "):
+        layer(torch.randn(1, 3, 4, 4))

@@ -39,8 +39,8 @@ from torch import Tensor
 
 from ..math.checks import image_size, positive_int
 from ..math.conv import conv2d_same, conv2d_same_adjoint
-from ..math.spectral import frequency_response
-from ._precision import full_precision, promote
+from ..math.spectral.transfer import _half_spectrum
+from ._precision import check_finite, full_precision, promote
 from .residual import ResidualConv2d, normalized, residual_bound, safe_reciprocal
 
 
@@ -74,7 +74,7 @@ def cpl_norm_squared(K: Tensor, input_size, padding_mode: str, steps: int) -> Te
     H, W = image_size(input_size)
     if padding_mode == "zeros":
         H, W = H + K.shape[-2] - 1, W + K.shape[-1] - 1
-    M = frequency_response(K, (H, W)).reshape(-1, K.shape[0], K.shape[1])
+    M = _half_spectrum(K, H, W).reshape(-1, K.shape[0], K.shape[1])  # no finiteness check: no host sync
     eps = torch.finfo(K.dtype).eps
     allowance = 1 + 16 * (max(K.shape[0], K.shape[1]) + math.log2(H * W) + 1) * eps
     return gram_sigma_squared(M, steps).amax() * allowance
@@ -127,7 +127,9 @@ class CPL(ResidualConv2d):
         def build() -> Tensor:
             K, scale = normalized(promote(self.weight))
             beta2 = cpl_norm_squared(K, input_size, self.padding_mode, self.gram_steps)
-            return (K * (2 * safe_reciprocal(beta2) / scale)).to(self._dtype)
+            adjoint = K * (2 * safe_reciprocal(beta2) / scale)
+            check_finite(adjoint, "CPL: the step 2 / beta^2 or the kernel is not finite (non-finite parameters)")
+            return adjoint.to(self._dtype)
 
         return self._build(f"adjoint {input_size}", build)
 

@@ -39,9 +39,9 @@ import torch
 from torch import Tensor, nn
 
 from ..math.checks import image_size
-from ..math.spectral import frequency_response
+from ..math.spectral.transfer import _half_spectrum
 from ._args import check_image
-from ._precision import full_precision, promote
+from ._precision import check_finite, full_precision, promote
 from .base import KernelConv2d
 from .cayley import _self_conjugate
 
@@ -113,9 +113,11 @@ class Sandwich(KernelConv2d):
 
     def _transfer(self, size: tuple[int, int]) -> Tensor:
         H, W = size
-        X = frequency_response(clip_magnitude(promote(self.weight)), (H, W))
+        X = _half_spectrum(clip_magnitude(promote(self.weight)), H, W)
         X = torch.where(_self_conjugate(H, W, X.device)[..., None, None], X.real.to(X.dtype), X)
-        return cayley_columns(X, self.out_channels)
+        Q = cayley_columns(X, self.out_channels)
+        check_finite(Q, "Sandwich: the Cayley transform is not finite (non-finite parameters)")
+        return Q
 
     def transfer(self, input_size) -> Tensor:
         """``Q(w)`` on the half spectrum of ``input_size``: ``(H, W // 2 + 1, c_out + c_in, c_out)`` complex, with

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from ..math.checks import image_size
 from ..math.conv import conv2d_same, conv2d_same_adjoint
-from ._precision import promote
+from ._precision import check_finite, promote
 from .residual import ResidualConv2d, gram_taps, normalized, residual_bound
 
 
@@ -100,7 +100,9 @@ class SLL(ResidualConv2d):
 
         def build() -> Tensor:
             K, scale, inverse_t = self._scaled()
-            return (K * (2 * inverse_t / scale)[:, None, None, None]).to(self._dtype)
+            adjoint = K * (2 * inverse_t / scale)[:, None, None, None]
+            check_finite(adjoint, "SLL: T^(-1) W is not finite (non-finite parameters)")
+            return adjoint.to(self._dtype)
 
         return self._build("adjoint", build)
 
