@@ -6,13 +6,14 @@ For each architecture (the paper's Small and Large) and input shape (MNIST 1x28x
 of ``--batch`` images: ``conv`` (each convolution a plain ``nn.Conv2d``, circular padding, no
 constraint: the baseline), ``conv+sn`` (spectrally normalized, orthoconv's ``conv`` layer), ``bcop``,
 and ``aoc`` (orthogonium's ``AdaptiveOrthoConv2d`` in place of each convolution) when orthogonium is
-installed. Linear layers, activations and downsampling are the same in all four. One round runs
+installed; ``--layers`` adds networks of other orthoconv layers by name (any of ``orthoconv.networks.CONV_LAYERS``,
+e.g. ``aol cpl sll sandwich``). Linear layers, activations and downsampling are the same in all of them. One round runs
 ``--steps`` training steps of each version in turn; the table gives the median time per step over
 ``--rounds`` rounds, the time for 4,000 images (an MNIST-5k epoch), the ratio to ``conv``, and flags a
 row ``noisy`` when its rounds spread (interquartile range / median) by more than 20%. The load
 average is recorded before and after: timings on a loaded machine are labelled as such.
 
-``python -m analysis.bench.networks [--quick] [--cifar] [--device DEV] [--threads N] [--json FILE]``
+``python -m analysis.bench.networks [--quick] [--cifar] [--layers NAME ...] [--device DEV] [--threads N] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import nn
 from orthoconv.cli.args import Parser, positive_int
 from orthoconv.cli.args import device as device_type
 from orthoconv.io import device_name, format_table, load_average, run_metadata, write_json
-from orthoconv.networks import build
+from orthoconv.networks import CONV_LAYERS, build
 
 TRAIN_IMAGES = 4000
 NOISY = 0.2
@@ -63,10 +64,11 @@ def aoc_network(arch: str, channels: int, side: int) -> nn.Module | None:
     return model
 
 
-def variants(arch: str, channels: int, side: int) -> dict[str, nn.Module | str]:
+def variants(arch: str, channels: int, side: int, layers=()) -> dict[str, nn.Module | str]:
     torch.manual_seed(0)
     found = {"conv": plain_conv_network(arch, channels, side), "conv+sn": build(arch, "conv", channels, side, 10),
              "bcop": build(arch, "bcop", channels, side, 10)}
+    found.update({name: build(arch, name, channels, side, 10) for name in layers if name not in found})
     try:
         aoc = aoc_network(arch, channels, side)
     except Exception as err:  # a peer layer that cannot take this shape: reported, not fatal
@@ -115,8 +117,9 @@ def spread(values: list[float]) -> float | None:
     return (q[2] - q[0]) / statistics.median(values)
 
 
-def bench_rows(arch: str, channels: int, side: int, batch: int, n_steps: int, rounds: int, device) -> list[dict]:
-    models = variants(arch, channels, side)
+def bench_rows(arch: str, channels: int, side: int, batch: int, n_steps: int, rounds: int, device,
+               layers=()) -> list[dict]:
+    models = variants(arch, channels, side, layers)
     g = torch.Generator().manual_seed(1)
     x = torch.rand(batch, channels, side, side, generator=g).to(device)
     y = torch.randint(0, 10, (batch,), generator=g).to(device)
@@ -156,6 +159,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--cifar", action="store_true", help="also the CIFAR-10 shape 3x32x32")
     parser.add_argument("--only-cifar", action="store_true", help="only the CIFAR-10 shape (the GPU check)")
     parser.add_argument("--archs", nargs="+", choices=("small", "large"), default=["small", "large"])
+    parser.add_argument("--layers", nargs="+", choices=CONV_LAYERS, default=[],
+                        help="more orthoconv layers to time, by name (default: none)")
     parser.add_argument("--batch", type=positive_int, default=128, help="batch size (default %(default)s)")
     parser.add_argument("--steps", type=positive_int, default=4, help="steps per round (default %(default)s)")
     parser.add_argument("--rounds", type=positive_int, default=7, help="timed rounds (default %(default)s)")
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     shapes += [(3, 32)] if args.cifar or args.only_cifar else []
     before = load_average()
     rows = [row for arch in archs for channels, side in shapes
-            for row in bench_rows(arch, channels, side, args.batch, steps, rounds, device)]
+            for row in bench_rows(arch, channels, side, args.batch, steps, rounds, device, args.layers)]
     after = load_average()
     print(f"device {device_name(device)}, {torch.get_num_threads()} threads; load average before {before}, "
           f"after {after} (on a loaded machine every row is slower, the ratios less so)")

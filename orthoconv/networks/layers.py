@@ -31,14 +31,18 @@ RESIDUAL = {"cpl": CPL, "sll": SLL}
 
 
 def _residual(cls, in_channels: int, out_channels: int, kernel_size: int, **options) -> nn.Module:
-    """``cls`` on ``max(in_channels, out_channels)`` channels, zero-padded into or cut down to the widths."""
+    """``cls`` on ``max(in_channels, out_channels)`` channels, zero-padded into or cut down to the widths. The
+    wrapper carries ``in_channels`` / ``out_channels`` like the convolutions it stands for."""
     width = max(in_channels, out_channels)
     layer = cls(width, width, kernel_size, **options)
     if in_channels == out_channels:
         return layer
     if in_channels < out_channels:
-        return nn.Sequential(ZeroChannelPad(width), layer)
-    return nn.Sequential(layer, FirstChannels(out_channels))
+        wrapper = nn.Sequential(ZeroChannelPad(width), layer)
+    else:
+        wrapper = nn.Sequential(layer, FirstChannels(out_channels))
+    wrapper.in_channels, wrapper.out_channels = in_channels, out_channels
+    return wrapper
 
 
 def conv_layer(name: str, in_channels: int, out_channels: int, kernel_size: int, input_size, **options) -> nn.Module:
