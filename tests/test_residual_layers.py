@@ -292,3 +292,16 @@ def test_non_finite_parameters_are_an_error_naming_the_layer(name):
         layer.weight[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match=rf"^{name}: "):
         layer(torch.randn(1, 3, 4, 4))
+
+
+def test_cpl_beta_is_above_the_norm_and_tight_where_the_spectrum_is_not_flat():
+    """``orthoconv bench residual``'s tightness table on small shapes: ``beta / ||W|| >= 1`` always, within 1e-3
+    at init after 6 steps (circular), and for an orthogonal kernel (the worst case) within ``c^(2^-7)``."""
+    from orthoconv.analysis.bench.residual import tightness_rows
+
+    rows = tightness_rows((4,), (5,), seed=0)
+    assert all(row[f"t={t}"] >= 1 - 1e-12 for row in rows for t in (2, 4, 6, 8))
+    init = next(r for r in rows if r["kernel"] == "init" and r["padding"] == "circular")
+    assert init["t=6"] < 1 + 1e-3
+    flat = next(r for r in rows if r["kernel"] == "orthogonal" and r["padding"] == "circular")
+    assert flat["t=6"] <= 4 ** (2**-7) * (1 + 1e-12)

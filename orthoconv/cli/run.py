@@ -21,6 +21,7 @@ BENCHMARKS = {
     "spectrum": "orthoconv.analysis.bench.spectrum",
     "verify": "orthoconv.analysis.bench.verify",
     "networks": "orthoconv.analysis.bench.networks",
+    "residual": "orthoconv.analysis.bench.residual",
 }
 PROOFS = "orthoconv.proofs.cli"
 
