@@ -296,7 +296,7 @@ def test_non_finite_parameters_are_an_error_naming_the_layer(name):
 
 def test_cpl_beta_is_above_the_norm_and_tight_where_the_spectrum_is_not_flat():
     """``orthoconv bench residual``'s tightness table on small shapes: ``beta / ||W|| >= 1`` always, within 1e-3
-    at init after 6 steps (circular), and for an orthogonal kernel (the worst case) within ``c^(2^-7)``."""
+    at init after 6 steps (circular), and for an orthogonal kernel (the worst case) exactly ``c^(2^-8)``."""
     from orthoconv.analysis.bench.residual import tightness_rows
 
     rows = tightness_rows((4,), (5,), seed=0)
@@ -304,4 +304,4 @@ def test_cpl_beta_is_above_the_norm_and_tight_where_the_spectrum_is_not_flat():
     init = next(r for r in rows if r["kernel"] == "init" and r["padding"] == "circular")
     assert init["t=6"] < 1 + 1e-3
     flat = next(r for r in rows if r["kernel"] == "orthogonal" and r["padding"] == "circular")
-    assert flat["t=6"] <= 4 ** (2**-7) * (1 + 1e-12)
+    assert flat["t=6"] == pytest.approx(4 ** (2**-8), rel=1e-9)

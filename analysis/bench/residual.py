@@ -10,7 +10,7 @@ Gram iteration per frequency (``gram_steps`` squarings; zero padding on the circ
   ``(beta/norm)^2`` times smaller than the published layer's at the same kernel.
 - kernels: ``init`` (``nn.Conv2d``'s default), ``smooth`` (one shared matrix plus 0.3 x Gaussian taps: a
   low-frequency peak, as trained filters often have) and ``orthogonal`` (a BCOP kernel: every singular value of
-  every frequency 1, the worst case of Gram iteration, ``beta/norm = c^(2^-(t+1))`` at ``t`` steps).
+  every frequency 1, the worst case of Gram iteration, ``beta/norm = c^(2^-(t+2))`` at ``t`` steps).
 - ``step ms`` / ``beta ms``: one training step (forward and backward, batch ``--batch``) of a CPL layer, and of
   the ``beta`` computation alone (forward and backward), timed interleaved (:mod:`analysis.common.timing`).
 
