@@ -14,8 +14,8 @@ What is exact: ``conv(W)`` is 1-Lipschitz for every image size, circular or zero
 columns of ``conv(P)`` are nearly orthogonal, and exactly so when they are). :meth:`AOL.lipschitz_bound` reports
 the exact norm (circular) or a certified upper bound (zeros) on a given size.
 
-Differences from the published code: it adds a small constant to each sum before the inverse square root (a
-slightly smaller, still 1-Lipschitz kernel); here the formula is exact, with 0 where the sum is 0 and finite
+Differences from the published code: it adds ``epsilon = 1e-6`` to each sum before the inverse square root (a
+slightly smaller, still 1-Lipschitz kernel, scale-dependent: a kernel of magnitude 1e-4 is shrunk by half); here the formula is exact, with 0 where the sum is 0 and finite
 gradients there. The kernel is divided by its power-of-two scale first (exact, and
 ``D`` makes ``W`` scale-invariant), so ``P`` of magnitude ``1e-30`` or ``1e30`` neither underflows nor overflows.
 """

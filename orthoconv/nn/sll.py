@@ -18,8 +18,9 @@ Numerically: ``1 / t_i = exp(-logsumexp_j (log a_ij + q~_j - q~_i))`` (``a_ij`` 
 (``t_i = 0``) the term is 0 (column ``i`` of ``W`` is zero anyway), with finite gradients. ``K`` is divided by its
 power-of-two scale first (exact), so ``1e-30`` and ``1e30`` kernels are safe.
 
-Differences from the published code: it uses ``q = |q~|`` (a zero ``q_i`` divides by zero) and no guard for a zero
-row; here ``q = exp(q~)`` as in the paper, and the zero row is handled exactly.
+Differences from the published code: it uses ``q = |q~|`` (a zero ``q_i`` divides by zero) and forms ``1 / t`` as
+``t ** -1`` before masking the zero rows (an infinite intermediate, whose gradient is not finite there); here
+``q = exp(q~)`` as in the paper, the ratios in the log domain, and the zero row never divides.
 """
 
 from __future__ import annotations
