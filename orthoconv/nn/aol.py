@@ -15,7 +15,7 @@ columns of ``conv(P)`` are nearly orthogonal, and exactly so when they are). :me
 the exact norm (circular) or a certified upper bound (zeros) on a given size.
 
 Differences from the published code: it adds ``epsilon = 1e-6`` to each sum before the inverse square root (a
-slightly smaller, still 1-Lipschitz kernel, scale-dependent: a kernel of magnitude 1e-4 is shrunk by half); here the formula is exact, with 0 where the sum is 0 and finite
+slightly smaller, still 1-Lipschitz kernel, scale-dependent: column ``i`` shrinks by ``sqrt(r_i / (r_i + 1e-6))``); here the formula is exact, with 0 where the sum is 0 and finite
 gradients there. The kernel is divided by its power-of-two scale first (exact, and
 ``D`` makes ``W`` scale-invariant), so ``P`` of magnitude ``1e-30`` or ``1e30`` neither underflows nor overflows.
 """
