@@ -126,6 +126,15 @@ def test_cpl_is_its_formula_with_a_certified_beta(padding, inner):
     assert torch.allclose(layer(x).detach().reshape(2, -1), expected, rtol=1e-10, atol=1e-12)
 
 
+@given(c_out=st.integers(1, 4), c_in=st.integers(1, 4), k=st.integers(1, 5), H=st.integers(1, 6), W=st.integers(1, 6),
+       seed=st.integers(0, 2**16))
+def test_cpl_beta_bounds_the_zero_padded_norm_on_the_smallest_circular_grid(c_out, c_in, k, H, W, seed):
+    """Zero padding on ``H x W`` is a compression of the circular operator on ``(H + k // 2) x (W + k // 2)``."""
+    K = torch.randn(c_out, c_in, k, k, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    norm = float(torch.linalg.matrix_norm(dense_operator(K, (H, W), "zeros"), ord=2))
+    assert norm <= math.sqrt(float(cpl_norm_squared(K, (H, W), "zeros", 8))) * (1 + 1e-12)
+
+
 @pytest.mark.parametrize("padding", ["circular", "zeros"])
 def test_sll_is_its_formula_with_the_brute_force_t(padding):
     torch.manual_seed(3)

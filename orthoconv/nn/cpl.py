@@ -15,8 +15,9 @@ layer is not certified).
 
 ``beta``, certified, differentiable, without a host synchronization or an SVD: on the input's ``H x W`` the
 circular operator is block-diagonalized by the DFT, ``||W|| = max_w sigma_1(K(w))``; a zero-padded one is a
-compression of the circular operator on ``(H + k - 1) x (W + k - 1)`` (the padding then never wraps into the
-window), so the same maximum on that grid bounds it. At every frequency, Gram iteration (Delattre, Barthelemy,
+compression of the circular operator on ``(H + p) x (W + p)``, ``p = k // 2`` the larger of the two "same" pads
+(the image embedded at the origin, a band of ``p`` zeros serves the reads past both edges, which never wrap into
+the image), so the same maximum on that grid bounds it. At every frequency, Gram iteration (Delattre, Barthelemy,
 Araujo, Allauzen, ICML 2023): ``G_1 = K^H K``, ``G_{t+1} = G_t^2``, and ``sigma_1^2 <= ||G_t||_F^(2^(1-t))``,
 an upper bound at every step, within a factor ``r^(2^-t)`` of ``sigma_1^2`` (``r`` the rank; reached by a flat spectrum,
 e.g. an orthogonal kernel: ``beta`` 1.011 times the norm at 16 channels, 6 steps) and in practice much
@@ -74,7 +75,7 @@ def cpl_norm_squared(K: Tensor, input_size, padding_mode: str, steps: int) -> Te
     ``K``'s precision, differentiable), rounding allowance included (module docstring)."""
     H, W = image_size(input_size)
     if padding_mode == "zeros":
-        H, W = H + K.shape[-2] - 1, W + K.shape[-1] - 1
+        H, W = H + K.shape[-2] // 2, W + K.shape[-1] // 2
     M = _half_spectrum(K, H, W).reshape(-1, K.shape[0], K.shape[1])  # no finiteness check: no host sync
     eps = torch.finfo(K.dtype).eps
     allowance = 1 + 16 * (max(K.shape[0], K.shape[1]) + math.log2(H * W) + 1) * eps
