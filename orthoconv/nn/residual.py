@@ -112,9 +112,6 @@ class ResidualConv2d(KernelConv2d):
         torch.nn.init.kaiming_uniform_(self.weight, a=5**0.5)  # nn.Conv2d's default
         super().reset_parameters()
 
-    def _hidden_bias(self, dtype: torch.dtype) -> Tensor | None:
-        return None if self.bias is None else self.bias.to(dtype)
-
     def config(self) -> dict:
         return {**self._base_config(), "inner_channels": self.inner_channels}
 

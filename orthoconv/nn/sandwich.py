@@ -15,7 +15,8 @@ has Hermitian part ``I + V^H V >= I``, so it is invertible), and ``[A(w) B(w)] =
 ``v = irfft2(sqrt(2) B(w) xhat(w))``, ``u = relu(v + Psi b)`` and ``y = irfft2(sqrt(2) A(w)^H uhat(w))``: ReLU is
 positively homogeneous, so ``Psi relu(Psi^(-1) v + b) = relu(v + Psi b)`` exactly, and ``Psi^(-1)`` never
 appears (no ``e^(-d) * e^d`` overflow to ``0 * inf``). ``d`` is clamped to ``|d| <= log(max) / 4`` of the working
-dtype (22 in float32), which keeps ``e^d b`` finite; any positive ``Psi`` keeps the guarantee.
+dtype (22 in float32), which keeps ``e^d b`` finite; any positive ``Psi`` keeps the guarantee. (So with ReLU,
+``Psi`` acts only through the effective bias ``e^d b``; without a bias it cancels and ``d`` gets no gradient.)
 
 Why 1-Lipschitz (the paper's Theorem 3, for any activation with slope in ``[0, 1]``): with ``u = Psi (s(v_1) -
 s(v_2))`` and ``A A^H + B B^H = I``, ``||dx||^2 - ||dy||^2 >= ||dx - sqrt(2) B^H u||^2 >= 0``. On ``H x W`` the
