@@ -52,7 +52,7 @@ def jacobian_norm(layer, x):
     return float(torch.linalg.matrix_norm(J, ord=2))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     name=st.sampled_from(NAMES), c_in=st.integers(1, 3), c_out=st.integers(1, 3), inner=st.integers(1, 4),
     k=st.integers(1, 3), H=st.integers(1, 5), W=st.integers(1, 5), padding=st.sampled_from(["circular", "zeros"]),
@@ -279,7 +279,7 @@ def test_float32_jacobian_and_half_precision(name):
     assert torch.allclose(low.float(), reference, atol=0.05 * float(reference.abs().max()))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ["Sandwich"])  # AOL, CPL, SLL: in the zoo of tests/test_compile.py
 def test_compiled_forward_and_backward_match_eager(name):
     torch._dynamo.reset()
     torch.manual_seed(6)
