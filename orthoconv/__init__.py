@@ -33,12 +33,15 @@ from .math.invariants import (
 )
 from .math.spectral import conv_singular_values, conv_spectral_norm
 from .nn import (
+    AOL,
     BCOP,
     BRO,
     LOT,
+    CPL,
     OSSN,
     RKL2NE,
     RKO,
+    SLL,
     SOC,
     SVCM,
     BCOPTranspose,
@@ -47,6 +50,7 @@ from .nn import (
     InvertibleDownsampling,
     MaxMin,
     OrthogonalLinear,
+    Sandwich,
     StridedBCOP,
 )
 from .nn.soc import soc_deviation
@@ -60,9 +64,11 @@ del _module
 __version__ = "0.1.0"
 
 __all__ = [
+    "AOL",
     "BCOP",
     "BCOPTranspose",
     "BRO",
+    "CPL",
     "CayleyConv",
     "ComponentInvariants",
     "GroupSort",
@@ -73,8 +79,10 @@ __all__ = [
     "OrthogonalLinear",
     "RKL2NE",
     "RKO",
+    "SLL",
     "SOC",
     "SVCM",
+    "Sandwich",
     "StridedBCOP",
     "bcop_kernel",
     "block_kernel",

@@ -16,7 +16,8 @@ from orthoconv.nn.dispatch import count_dispatch
 from layer_zoo import LAYERS, build, example_input
 
 SMALL_BUDGET = {"bcop": 400, "rko": 290, "ossn": 440, "svcm": 200, "soc": 440, "cayley": 790, "rkl2ne": 400,
-                "conv": 280, "lot": 830, "bro": 850}
+                "conv": 280, "lot": 830, "bro": 850,
+               "aol": 300, "cpl": 1270, "sll": 430, "sandwich": 780}
 
 
 def counted_step(model, x):

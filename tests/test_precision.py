@@ -41,8 +41,10 @@ def test_autocast_builds_the_kernel_in_the_parameters_precision(name):
             inside, y_low = derived(layer), layer(x)
     assert inside.dtype == outside.dtype and torch.equal(inside, outside)
     assert torch.allclose(y_low.float(), y, rtol=0.05, atol=0.05 * float(y.abs().max()))
-    if name not in ("CayleyConv", "SOC", "OrthogonalLinear", *SIZED):  # these do not run a conv2d
+    if name not in ("CayleyConv", "SOC", "OrthogonalLinear", "CPL", "SLL", *SIZED):  # these do not run a conv2d
         assert y_low.dtype == torch.bfloat16  # the convolution itself runs low
+    if name in ("CPL", "SLL"):  # x - (a low-precision correction): the sum keeps the input's dtype
+        assert y_low.dtype == x.dtype
 
 
 def test_autocast_bcop_kernel_is_orthogonal_to_float32_precision():

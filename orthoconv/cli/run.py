@@ -22,6 +22,7 @@ BENCHMARKS = {
     "verify": "orthoconv.analysis.bench.verify",
     "networks": "orthoconv.analysis.bench.networks",
     "layers": "orthoconv.analysis.bench.layers",
+    "residual": "orthoconv.analysis.bench.residual",
 }
 PROOFS = "orthoconv.proofs.cli"
 

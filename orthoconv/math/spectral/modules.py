@@ -51,7 +51,9 @@ class ConvSpectrum:
 
 
 def _is_orthoconv_layer(module) -> bool:
-    return callable(getattr(module, "kernel", None)) and isinstance(getattr(module, "padding_mode", None), str)
+    """A linear orthoconv layer (the nonlinear ones, CPL, SLL, Sandwich, hold a kernel but are no convolution)."""
+    return (callable(getattr(module, "kernel", None)) and isinstance(getattr(module, "padding_mode", None), str)
+            and not getattr(module, "nonlinear", False))
 
 
 def module_operator(module: nn.Module, input_size) -> tuple[ConvOperator, tuple[int, ...]]:
