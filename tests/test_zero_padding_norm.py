@@ -95,14 +95,14 @@ def test_the_default_init_64_channel_layer_at_32_meets_a_tenth_of_a_percent():
 
 
 def test_an_unmet_rtol_is_reported_with_certified_ends():
-    """At 16 x 16 the circular embedding exceeds the norm by about 0.5%: the result must say so."""
+    """At 12 x 12 the circular embedding exceeds the norm by more than 0.1%: the result must say so."""
     torch.manual_seed(0)
-    kernel = nn.Conv2d(16, 16, 3, bias=False).weight.detach().double()
-    truth = torch_truth(kernel, (16, 16), "zeros", (1, 1), 1, (1, 1), False)
-    norm = conv_spectral_norm(kernel, (16, 16), "zeros", rtol=1e-3)
+    kernel = nn.Conv2d(8, 8, 3, bias=False).weight.detach().double()
+    truth = torch_truth(kernel, (12, 12), "zeros", (1, 1), 1, (1, 1), False)
+    norm = conv_spectral_norm(kernel, (12, 12), "zeros", rtol=1e-3)
     assert norm.lower <= truth <= norm.upper
     assert not norm.rtol_met and norm.upper > 1.001 * norm.lower
-    assert truth - norm.lower <= 1e-6 * truth  # the Lanczos witness is converged
+    assert truth - norm.lower <= 1e-4 * truth  # the Lanczos witness is converged (to rtol / 10)
 
 
 def test_a_norm_never_pays_for_a_large_dense_svd(monkeypatch):
@@ -129,7 +129,7 @@ def test_check_model_encloses_every_zero_padded_convolution():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1),
                           nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1)).double()
-    report = check_model(model, torch.zeros(1, 3, 16, 16, dtype=F64))
+    report = check_model(model, torch.zeros(1, 3, 12, 12, dtype=F64))
     convs = [layer for layer in report.layers if layer.type == "Conv2d"]
     assert len(convs) == 3
     for layer in convs:
