@@ -21,6 +21,7 @@ from torch import Tensor
 from ..checks import check_input_size, check_kernel
 from .apply import power_iteration_lower_bound
 from .lanczos import lanczos, witness
+from .lehmann import compression_norm
 from .certified import certified_circular_norm
 from .circular import circular_arguments, circular_spectral_norm
 from .dense import operator_matrix
@@ -148,6 +149,9 @@ def enclosure(op: ConvOperator, rtol: float, n_iter: int | None = None) -> Spect
     steps = MAX_LANCZOS if n_iter is None else n_iter
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"n_iter must be a non-negative integer, got {n_iter!r}")
+    if op.padding_mode == "zeros" and steps > 0:
+        lower, upper, how = compression_norm(op, rtol, steps)
+        return SpectralNorm(lower, upper, how, rtol)
     upper, how = upper_bound(op, rtol / 4)
     if steps == 0 or upper == 0.0:
         return SpectralNorm(0.0, upper, f"enclosure: {how}; lower: none (0 steps)", rtol)
