@@ -34,10 +34,11 @@ from .apply import EPS64, rounding_bound
 from .certified import certified_circular_norm
 from .geometry import ConvOperator
 from .lanczos import Krylov, lanczos, witness
-from .majorant import count_above, deflate, gamma, restrict, torus_size
+from .majorant import count_above, deflate, gamma, restrict, torus_size, window_vectors
 
 GAPS = (0.05, 0.15, 0.3)  # deflate circular eigenvalues above (1 - gap) x the Lanczos estimate
 RHO_STEPS = 32
+MAX_PAIRS = 192  # the window Gram matrix costs (2 P)^2 dim
 
 
 def lehmann_bound(op: ConvOperator, krylov: Krylov, count, top: float) -> tuple[float, bool]:
@@ -122,7 +123,7 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
     dim = math.prod(op.forward_shapes[0])
     torus = torus_size(op)
     steps = 200 if n_iter is None else n_iter
-    max_pairs = max(1, max_bytes // (2 * 2 * 8 * dim))
+    max_pairs = max(1, min(MAX_PAIRS, max_bytes // (2 * 2 * 8 * dim)))
     with torch.no_grad():
         krylov = lanczos(op, rtol, steps)
         lower = witness(op, krylov.y)
@@ -137,8 +138,14 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
                     break
                 if widest is None:
                     widest = deflate(op, torus, krylov.theta * (1 - GAPS[-1]), max_pairs, max_bytes // 4)
-                deflation = restrict(widest, krylov.theta * (1 - gap))
-                bound, fits = lehmann_bound(op, krylov, count_above(op, torus, deflation), min(widest.top, upper2))
+                    window = window_vectors(op, torus, widest)
+                    gram = window @ window.T
+                    del window
+                threshold = krylov.theta * (1 - gap)
+                deflation = restrict(widest, threshold)
+                rows = torch.cat([widest.values > threshold] * 2)
+                count = count_above(deflation, gram[rows][:, rows], dim)
+                bound, fits = lehmann_bound(op, krylov, count, min(widest.top, upper2))
                 feasible |= fits
                 if bound < upper2:
                     upper2, how = bound, f"Lehmann's bound ({len(deflation.values)} circular pairs deflated)"

@@ -167,25 +167,24 @@ def window_vectors(op: ConvOperator, torus: tuple[int, ...], deflation: Deflatio
     return torch.cat([full.real, full.imag])
 
 
-def count_above(op: ConvOperator, torus: tuple[int, ...], deflation: Deflation):
+def count_above(deflation: Deflation, window_gram: Tensor, dim: int):
     """A function ``rho -> c`` with ``c >=`` the number of eigenvalues of ``A^T A`` above ``rho`` (``None``
-    where ``rho <= mu``: no count), from the eigenvalues of ``F F^T`` less their allowances: the weights are
-    rounded up (a larger majorant), ``F`` built from the computed eigenvectors is within
-    ``sqrt(sum 2 w_j) (vector_error + 16 eps)`` of the exact one, and the product and ``eigvalsh`` add
+    where ``rho <= mu``: no count), from the eigenvalues of ``F F^T = D (E^T d)(E^T d)^T D`` (``window_gram``:
+    the Gram matrix of :func:`window_vectors`' rows for these pairs, ``D`` the weights) less their allowances:
+    the weights are rounded up (a larger majorant), ``F`` built from the computed eigenvectors is within
+    ``sqrt(sum 2 w_j) (vector_error + 16 eps)`` of the exact one, and the products and ``eigvalsh`` add
     ``gamma_dim ||F||_F^2`` and ``8 (2P) eps ||F F^T||_F``."""
     mu = deflation.mu
     P = len(deflation.values)
     if P == 0:
         return lambda rho: None if rho <= mu else 0
     weights = (deflation.values - deflation.rest).clamp_min(0) * (1 + 8 * EPS64) + 4 * EPS64 * deflation.values
-    scale = (2 * weights).sqrt() * (1 + 4 * EPS64)
-    window = window_vectors(op, torus, deflation)
-    F = window * torch.cat([scale, scale])[:, None]
-    S = F @ F.T
+    scale = torch.cat([weights, weights]).mul(2).sqrt() * (1 + 4 * EPS64)
+    S = window_gram * scale[:, None] * scale[None, :]
     s = torch.linalg.eigvalsh(0.5 * (S + S.T))
-    F_norm = float(torch.linalg.matrix_norm(F))
+    F_norm = math.sqrt(float(S.diagonal().sum()) * (1 + 4 * P * EPS64))
     dF = math.sqrt(2 * float((2 * weights).sum())) * (deflation.vector_error + 16 * EPS64)
-    slack = (2 * F_norm * dF + dF**2 + gamma(F.shape[1]) * F_norm**2
+    slack = (2 * F_norm * dF + dF**2 + 2 * gamma(dim) * F_norm**2
              + 16 * P * EPS64 * float(torch.linalg.matrix_norm(S)))
     upper = s + slack
 
