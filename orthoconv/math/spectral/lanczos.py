@@ -30,9 +30,11 @@ def _torch_pads(pairs) -> list[int]:
 
 
 def forward(op: ConvOperator, x: Tensor) -> Tensor:
-    """``A x`` for a batch ``(B, c_in, *N)`` (zero padding, bias excluded): ``(B, c_out, *L)``."""
+    """``A x`` for a batch ``(B, c_in, *N)`` (zero padding, bias excluded): ``(B, c_out, *L)``; the convolution's
+    extra outputs beyond ``L`` (the forward map of a transposed convolution with ``output_padding``) are cut."""
     x = F.pad(x, _torch_pads(op.padding))
-    return CONV[op.dims](x, op.kernel.to(x.dtype), stride=op.stride, dilation=op.dilation, groups=op.groups)
+    y = CONV[op.dims](x, op.kernel.to(x.dtype), stride=op.stride, dilation=op.dilation, groups=op.groups)
+    return y[(..., *(slice(0, n) for n in op.output_size))]  # a transposed convolution's output_padding adds rows
 
 
 def adjoint(op: ConvOperator, y: Tensor) -> Tensor:
