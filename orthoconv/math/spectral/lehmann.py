@@ -90,8 +90,8 @@ def lehmann_bound(op: ConvOperator, krylov: Krylov, count, top: float) -> tuple[
                 break
             Z = A0 + A1 / (u - rho)
             z = torch.linalg.eigvalsh(Z)
-            margin = (eta0 + eta1 / (u - rho)
-                      + 4 * EPS64 * (float(torch.linalg.matrix_norm(A0)) + float(torch.linalg.matrix_norm(A1)) / (u - rho))
+            norms = float(torch.linalg.matrix_norm(A0)) + float(torch.linalg.matrix_norm(A1)) / (u - rho)
+            margin = (eta0 + eta1 / (u - rho) + 4 * EPS64 * norms
                       + 16 * p * EPS64 * float(torch.linalg.matrix_norm(Z)))
             if int((z < -margin).sum()) >= c:
                 best = u
