@@ -4,8 +4,8 @@
 adjoint of one and has its norm). With zero padding (``"valid"`` is zero padding of width 0) ``A x`` pads
 with zeros and runs ``torch``'s convolution and ``A^T y`` runs the transposed convolution and keeps the
 input window; other modes go through :mod:`.apply`. Lanczos with full reorthogonalization (Golub & Van Loan,
-*Matrix Computations*,10.1) on ``M = A^T A`` gives an orthonormal Krylov basis ``Q``, the products ``M Q`` and the Ritz values;
-its top Ritz value tends to ``lambda_max(M) = ||A||^2`` from below. The certified lower bound is the
+*Matrix Computations*, 10.1) on ``M = A^T A`` gives an orthonormal Krylov basis ``Q``, the products ``M Q``
+and the Ritz values; its top Ritz value tends to ``lambda_max(M) = ||A||^2`` from below. The certified lower bound is the
 witness ``||A y||`` of the unit Ritz vector ``y``, with the rounding allowance of :func:`.apply.rounding_bound`.
 """
 
