@@ -133,8 +133,8 @@ def test_the_low_rank_majorant_dominates_the_gram_operator(case):
     A = operator_matrix(op)
     values, vectors = torch.linalg.eigh(A.T @ A)
     deflation = majorant.deflate(op, torus, 0.5 * float(values[-1]), 10**6, 2**24)
-    weights = (deflation.values - deflation.rest).clamp_min(0)
-    F_rows = majorant.window_vectors(op, torus, deflation) * torch.cat([2 * weights, 2 * weights]).sqrt()[:, None]
+    weights = (deflation.values - deflation.rest).clamp_min(0) * (1 + deflation.paired.to(F64))
+    F_rows = majorant.window_vectors(op, torus, deflation) * torch.cat([weights, weights]).sqrt()[:, None]
     X = torch.cat([vectors[:, -3:].T, kernel_of((4, A.shape[1]), 5)])
     lhs = (X @ A.T).square().sum(1)
     rhs = deflation.mu * X.square().sum(1) + (X @ F_rows.T).square().sum(1)

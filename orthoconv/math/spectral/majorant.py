@@ -15,9 +15,10 @@ the eigenpairs above a threshold, let ``mu`` bound every other eigenvalue, and
     C^T C <= mu I + sum_j (lambda_j - mu) (d_j d_j^H + conj(d_j) conj(d_j)^H),
 
 (one frequency of each conjugate pair is decomposed: ``G(-w) = conj G(w)`` for a real kernel; for real ``x``
-the pair contributes ``2 (lambda_j - mu) ((Re d_j . x)^2 + (Im d_j . x)^2)``). Hence
+the pair contributes ``2 (lambda_j - mu) ((Re d_j . x)^2 + (Im d_j . x)^2)``, a self-conjugate frequency
+``2 w = 0`` once: ``(lambda_j - mu) (...)``; ``n_j`` = 2 or 1). Hence
 
-    A^T A <= N = mu I + F^T F,   F = rows sqrt(2 (lambda_j - mu)) E^T Re d_j, sqrt(2 (lambda_j - mu)) E^T Im d_j,
+    A^T A <= N = mu I + F^T F,   F = rows sqrt(n_j (lambda_j - mu)) E^T Re d_j, sqrt(n_j (lambda_j - mu)) E^T Im d_j,
 
 and ``A^T A`` has at most as many eigenvalues above ``rho > mu`` as ``F F^T`` (small) has above ``rho - mu``.
 
@@ -93,7 +94,8 @@ class Deflation:
     """``mu`` (allowance included) bounds every eigenvalue not deflated, ``rest`` the largest computed one
     left (the weights are ``lambda_j - rest``: the allowance sits in ``mu``); the deflated pairs: frequencies
     ``(P, D)``, groups, eigenvalues and eigenvectors; ``top``: the largest eigenvalue (allowance included,
-    ``>= ||C||^2``); ``vector_error``: the eigenvector allowance."""
+    ``>= ||C||^2``); ``vector_error``: the eigenvector allowance; ``paired``: the frequency differs from its
+    conjugate ``-w`` (which then holds the conjugate pair), False where ``2 w = 0`` on the torus."""
 
     mu: float
     rest: float
@@ -103,6 +105,7 @@ class Deflation:
     values: Tensor
     vectors: Tensor
     vector_error: float
+    paired: Tensor
 
 
 def deflate(op: ConvOperator, torus: tuple[int, ...], threshold: float, max_pairs: int, max_bytes: int) -> Deflation:
@@ -137,7 +140,8 @@ def deflate(op: ConvOperator, torus: tuple[int, ...], threshold: float, max_pair
         order = order[:max_pairs]
         freqs_k, groups_k, values_k, vectors_k = freqs_k[order], groups_k[order], values_k[order], vectors_k[order]
     eta += slack
-    return Deflation(rest + eta, rest, top + eta, freqs_k, groups_k, values_k, vectors_k, 16 * (n + 1) * EPS64)
+    paired = torch.remainder(2 * freqs_k, torch.tensor(M, device=freqs_k.device)).any(dim=1)
+    return Deflation(rest + eta, rest, top + eta, freqs_k, groups_k, values_k, vectors_k, 16 * (n + 1) * EPS64, paired)
 
 
 def restrict(deflation: Deflation, threshold: float) -> Deflation:
@@ -145,7 +149,8 @@ def restrict(deflation: Deflation, threshold: float) -> Deflation:
     keep = deflation.values > threshold
     rest = max(deflation.rest, float(deflation.values[~keep].max()) if bool((~keep).any()) else 0.0)
     return Deflation(deflation.mu - deflation.rest + rest, rest, deflation.top, deflation.freqs[keep],
-                     deflation.groups[keep], deflation.values[keep], deflation.vectors[keep], deflation.vector_error)
+                     deflation.groups[keep], deflation.values[keep], deflation.vectors[keep], deflation.vector_error,
+                     deflation.paired[keep])
 
 
 def window_vectors(op: ConvOperator, torus: tuple[int, ...], deflation: Deflation) -> Tensor:
@@ -172,18 +177,19 @@ def count_above(deflation: Deflation, window_gram: Tensor, dim: int):
     where ``rho <= mu``: no count), from the eigenvalues of ``F F^T = D (E^T d)(E^T d)^T D`` (``window_gram``:
     the Gram matrix of :func:`window_vectors`' rows for these pairs, ``D`` the weights) less their allowances:
     the weights are rounded up (a larger majorant), ``F`` built from the computed eigenvectors is within
-    ``sqrt(sum 2 w_j) (vector_error + 16 eps)`` of the exact one, and the products and ``eigvalsh`` add
+    ``sqrt(2 sum n_j w_j) (vector_error + 16 eps)`` of the exact one, and the products and ``eigvalsh`` add
     ``gamma_dim ||F||_F^2`` and ``8 (2P) eps ||F F^T||_F``."""
     mu = deflation.mu
     P = len(deflation.values)
     if P == 0:
         return lambda rho: None if rho <= mu else 0
-    weights = (deflation.values - deflation.rest).clamp_min(0) * (1 + 8 * EPS64) + 4 * EPS64 * deflation.values
-    scale = torch.cat([weights, weights]).mul(2).sqrt() * (1 + 4 * EPS64)
+    copies = 1 + deflation.paired.to(torch.float64)  # w and -w, or a self-conjugate frequency once
+    weights = copies * ((deflation.values - deflation.rest).clamp_min(0) * (1 + 8 * EPS64) + 4 * EPS64 * deflation.values)
+    scale = torch.cat([weights, weights]).sqrt() * (1 + 4 * EPS64)
     S = window_gram * scale[:, None] * scale[None, :]
     s = torch.linalg.eigvalsh(0.5 * (S + S.T))
     F_norm = math.sqrt(float(S.diagonal().sum()) * (1 + 4 * P * EPS64))
-    dF = math.sqrt(2 * float((2 * weights).sum())) * (deflation.vector_error + 16 * EPS64)
+    dF = math.sqrt(2 * float(weights.sum())) * (deflation.vector_error + 16 * EPS64)
     slack = (2 * F_norm * dF + dF**2 + 2 * gamma(dim) * F_norm**2
              + 16 * P * EPS64 * float(torch.linalg.matrix_norm(S)))
     upper = s + slack
