@@ -71,38 +71,44 @@ def _orthogonalize(w: Tensor, Q: Tensor) -> Tensor:
     return w
 
 
-def lanczos(op: ConvOperator, rtol: float, max_steps: int, seed: int = 0) -> Krylov:
-    """Lanczos on ``M = A^T A`` (``op`` taken as the forward convolution) from a seeded Gaussian (drawn on
-    the CPU) until the top Ritz value moves by less than ``rtol / 100`` (relative) over 8 steps, or
-    ``max_steps`` steps; an invariant subspace ends it early. Memory: two ``max_steps x dim`` float64 arrays."""
+def lanczos(op: ConvOperator, rtol: float, max_steps: int, seed: int = 0, block: int = 2) -> Krylov:
+    """Block Lanczos on ``M = A^T A`` (``op`` taken as the forward convolution) from ``block`` seeded Gaussian
+    vectors (drawn on the CPU; a block resolves the nearly double top eigenvalues that symmetric kernels give)
+    until the top Ritz value moves by less than ``rtol / 100`` (relative) over the last 8 vectors, or
+    ``max_steps`` vectors; an invariant subspace ends it early. Memory: two ``max_steps x dim`` float64 arrays."""
     op = replace(op, adjoint=False)
-    max_steps = max(1, min(max_steps, math.prod(op.forward_shapes[0])))
     dim = math.prod(op.forward_shapes[0])
+    max_steps = max(1, min(max_steps, dim))
     device = op.kernel.device
-    start = torch.randn(dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(device)
+    start = torch.randn(min(block, max_steps), dim, generator=torch.Generator().manual_seed(seed),
+                        dtype=torch.float64).to(device)
+    q = torch.linalg.qr(start.T).Q.T
     Q = torch.empty(max_steps, dim, dtype=torch.float64, device=device)
     MQ = torch.empty_like(Q)
-    q = start / torch.linalg.vector_norm(start)
-    history: list[float] = []
+    T = torch.zeros(max_steps, max_steps, dtype=torch.float64, device=device)
+    history: list[tuple[int, float]] = []
     k = 0
     with torch.no_grad():
-        while k < max_steps:
-            Q[k] = q
-            MQ[k] = gram_apply(op, q[None])[0]
-            k += 1
-            if k % 4 == 0 or k == max_steps:
-                T = Q[:k] @ MQ[:k].T
-                history.append(float(torch.linalg.eigvalsh(0.5 * (T + T.T))[-1]))
-                if len(history) > 2 and history[-1] - history[-3] <= rtol / 100 * history[-1]:
-                    break
-            w = _orthogonalize(MQ[k - 1].clone(), Q[:k])
-            norm = torch.linalg.vector_norm(w)
-            if not bool(norm > 1e-10 * torch.linalg.vector_norm(MQ[k - 1])):
+        while True:
+            b = min(len(q), max_steps - k)
+            Q[k : k + b], MQ[k : k + b] = q[:b], gram_apply(op, q[:b])
+            T[k : k + b, : k + b] = Q[k : k + b] @ MQ[: k + b].T
+            T[: k + b, k : k + b] = T[k : k + b, : k + b].T
+            k += b
+            theta = float(torch.linalg.eigvalsh(0.5 * (T[:k, :k] + T[:k, :k].T))[-1])
+            before = [value for steps, value in history if steps <= k - 8]
+            history.append((k, theta))
+            if k >= max_steps or (before and theta - before[-1] <= rtol / 100 * theta):
                 break
-            q = w / norm
+            w = _orthogonalize(MQ[k - b : k].clone(), Q[:k])
+            basis, R = torch.linalg.qr(w.T)
+            keep = R.diagonal().abs() > 1e-10 * float(torch.linalg.matrix_norm(MQ[k - b : k]))
+            if not bool(keep.any()):
+                break
+            q = _orthogonalize(basis.T[keep], Q[:k])
+            q = q / torch.linalg.vector_norm(q, dim=1, keepdim=True)
     Q, MQ = Q[:k], MQ[:k]
-    T = Q @ MQ.T
-    values, vectors = torch.linalg.eigh(0.5 * (T + T.T))
+    values, vectors = torch.linalg.eigh(0.5 * (T[:k, :k] + T[:k, :k].T))
     y = vectors[:, -1] @ Q
     return Krylov(Q, MQ, float(values[-1]), y / torch.linalg.vector_norm(y))
 

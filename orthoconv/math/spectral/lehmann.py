@@ -41,11 +41,10 @@ RHO_STEPS = 32
 MAX_PAIRS = 192  # the window Gram matrix costs (2 P)^2 dim
 
 
-def lehmann_bound(op: ConvOperator, krylov: Krylov, count, top: float) -> tuple[float, bool]:
+def lehmann_bound(op: ConvOperator, krylov: Krylov, count, top: float) -> float:
     """The smallest certified ``u >= ||A||^2`` over a set of shifts ``rho`` (Ritz midpoints and a grid below the
     top Ritz value), from the certificate of the module docstring; ``top`` (``>= ||C||^2 >= ||M||``) where
-    none holds. ``count(rho)``: an upper bound on the eigenvalues of ``M`` above ``rho``, or None. Also returns
-    whether some shift had a count the Lanczos space could match (more Lanczos steps may then help)."""
+    none holds. ``count(rho)``: an upper bound on the eigenvalues of ``M`` above ``rho``, or None."""
     V, Y = krylov.Q, krylov.MQ
     p, dim = V.shape
     G, VY, YY = V @ V.T, V @ Y.T, Y @ Y.T
@@ -59,7 +58,7 @@ def lehmann_bound(op: ConvOperator, krylov: Krylov, count, top: float) -> tuple[
     theta = float(ritz[-1])
     mids = [0.5 * float(ritz[-i] + ritz[-i - 1]) for i in range(1, min(p, 40))]
     grid = [theta * (1 - 0.3 * (i / RHO_STEPS) ** 2) for i in range(1, RHO_STEPS + 1)]
-    best, feasible = top, False
+    best = top
     for rho in sorted(set(mids + grid), reverse=True):
         c = count(rho) if 0 < rho < best else None
         if c is None:
@@ -69,7 +68,6 @@ def lehmann_bound(op: ConvOperator, krylov: Krylov, count, top: float) -> tuple[
             continue
         if c > int((ritz > rho).sum()):
             continue
-        feasible = True
         A0 = rho * G - VY
         A1 = YY - 2 * rho * VY + rho**2 * G
         eta0 = rho * gamma(dim) * p * v_norm**2 + v_frob * dY + gamma(dim) * v_frob * y_norm
@@ -96,7 +94,7 @@ def lehmann_bound(op: ConvOperator, krylov: Krylov, count, top: float) -> tuple[
             if int((z < -margin).sum()) >= c:
                 best = u
                 break
-    return best, feasible
+    return best
 
 
 def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
@@ -104,7 +102,7 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
     """``(lower, upper, method)`` with ``lower <= ||A||_2 <= upper`` for a zero-padded (``"valid"``, transposed)
     convolution, aiming at ``upper <= (1 + rtol) lower``: the Lanczos witness below, the circular embedding
     and, where that is not within ``rtol``, Lehmann's bound (module docstring) above, the deflation widened
-    through ``GAPS`` and the Lanczos run doubled once until ``rtol`` is met. ``max_bytes`` bounds the
+    through ``GAPS`` and the Lanczos run doubled once (settling to ``1e-6 rtol``) until ``rtol`` is met. ``max_bytes`` bounds the
     deflated window vectors (rows of the input's size).
 
     The kernel is divided by the power of two that brings its largest entry into ``[1/2, 1)`` (exact; the
@@ -132,7 +130,6 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
         upper2, how = embedding.upper**2, f"the circular embedding [{embedding.method}]"
         widest = None
         for attempt in range(2):
-            feasible = False
             for gap in GAPS:
                 if upper2 <= target2:
                     break
@@ -145,13 +142,12 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
                 deflation = restrict(widest, threshold)
                 rows = torch.cat([widest.values > threshold] * 2)
                 count = count_above(deflation, gram[rows][:, rows], dim)
-                bound, fits = lehmann_bound(op, krylov, count, min(widest.top, upper2))
-                feasible |= fits
+                bound = lehmann_bound(op, krylov, count, min(widest.top, upper2))
                 if bound < upper2:
                     upper2, how = bound, f"Lehmann's bound ({len(deflation.values)} circular pairs deflated)"
-            if upper2 <= target2 or attempt or not feasible or len(krylov.Q) >= steps:
+            if upper2 <= target2 or attempt or len(krylov.Q) >= steps:
                 break
-            krylov = lanczos(op, rtol / 1000, min(2 * len(krylov.Q) + 20, steps))
+            krylov = lanczos(op, rtol * 1e-6, min(2 * len(krylov.Q) + 40, steps))
             lower = max(lower, witness(op, krylov.y))
             target2 = ((1 + rtol) * lower) ** 2
     where = "x".join(map(str, torus))
