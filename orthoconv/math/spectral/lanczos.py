@@ -93,7 +93,7 @@ def lanczos(op: ConvOperator, rtol: float, max_steps: int, seed: int = 0, block:
             b = min(len(q), max_steps - k)
             Q[k : k + b], MQ[k : k + b] = q[:b], gram_apply(op, q[:b])
             T[k : k + b, : k + b] = Q[k : k + b] @ MQ[: k + b].T
-            T[: k + b, k : k + b] = T[k : k + b, : k + b].T
+            T[: k + b, k : k + b] = T[k : k + b, : k + b].T.clone()
             k += b
             theta = float(torch.linalg.eigvalsh(0.5 * (T[:k, :k] + T[:k, :k].T))[-1])
             before = [value for steps, value in history if steps <= k - 8]
