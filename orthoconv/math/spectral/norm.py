@@ -139,13 +139,14 @@ def upper_bound(op: ConvOperator, rtol: float | None = None) -> tuple[float, str
 
 def enclosure(op: ConvOperator, rtol: float, n_iter: int | None = None) -> SpectralNorm:
     """``lower <= ||A||_2 <= upper`` for any :class:`.geometry.ConvOperator`: ``lower`` the certified witness
-    of the top Ritz vector of Lanczos on ``A^T A`` (:func:`.lanczos.lanczos`, run until its Ritz value
-    settles to ``rtol / 100``, at most ``n_iter`` steps, ``MAX_LANCZOS`` by default); ``upper`` from
-    :func:`upper_bound` (its circular norm certified within ``rtol / 4``). ``rtol_met`` tells whether
-    ``upper <= (1 + rtol) lower``: it fails where the circular embedding's norm, which tends to the norm on
-    the infinite plane, exceeds the norm at the image's size by more than ``rtol`` (small images, whose
-    boundary lowers the norm: measured 1% at 16 x 16 for Gaussian 3 x 3 kernels) and, for reflect and
-    replicate padding, by the padding's own norm."""
+    of the top Ritz vector of block Lanczos on ``A^T A`` (:func:`.lanczos.lanczos`, run until its Ritz value
+    settles to ``rtol / 100``, at most ``n_iter`` vectors, ``MAX_LANCZOS`` by default). ``upper``: for zero
+    padding (``"valid"``, transposed) :func:`.lehmann.compression_norm` (the circular embedding, then
+    Lehmann's bound at the image's size); for reflect and replicate :func:`upper_bound` (the embedding times
+    the padding's norm). ``rtol_met`` tells whether ``upper <= (1 + rtol) lower``: it fails where the
+    embedding's gap exceeds ``rtol`` and Lehmann's eigenvalue count (:mod:`.majorant`) does not match the
+    Lanczos space (large Gaussian kernels, where more circular eigenvalues lie near the top than the
+    deflation keeps), and for reflect/replicate padding on small images."""
     steps = MAX_LANCZOS if n_iter is None else n_iter
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"n_iter must be a non-negative integer, got {n_iter!r}")
@@ -195,8 +196,8 @@ def conv_spectral_norm(kernel: Tensor, input_size, padding: str = "circular", st
     - other modes (``"zeros"``, ``"reflect"``, ``"replicate"``): exact from the dense operator when
       ``max(rows, columns) <= exact_limit`` (``DENSE_NORM_LIMIT`` by default); otherwise the certified
       :func:`enclosure` aimed at ``rtol`` (``DEFAULT_RTOL`` when None): Lanczos below (at most ``n_iter``
-      steps), the circular embedding above. ``rtol_met`` is False where the embedding's gap exceeds
-      ``rtol`` (small images; reflect/replicate padding): the ends are still certified, never silently loose.
+      vectors), the circular embedding and Lehmann's bound above. ``rtol_met`` is False where neither
+      reaches ``rtol`` (see :func:`enclosure`): the ends are still certified, never silently loose.
     Computed in float64. ``method`` names what was done.
     """
     kernel = check_conv_kernel(kernel)
