@@ -82,7 +82,7 @@ def lehmann_bound(op: ConvOperator, krylov: Krylov, count, top: float) -> float:
         if not float(tau[c - 1]) < 0:
             continue
         u0 = rho - 1 / float(tau[c - 1])
-        for inflate in (1e-9, 1e-7, 1e-5, 1e-3):
+        for inflate in (1e-9, 1e-6, 1e-4, 1e-2, 0.1, 0.3, 1.0):  # past the root by more than the allowances
             u = rho + (u0 - rho) * (1 + inflate)
             if u >= best:
                 break
