@@ -35,12 +35,21 @@ result: their verdicts show ``?``; ``loaded`` rows ran while the load average ex
 ``--threads`` intra-op threads (default 1: on a shared 2-core machine two threads made small batched
 LAPACK calls erratically 10-100x slower).
 
-``python -m analysis.bench.bounds [--quick] [--json FILE] [--threads N] [--device DEV]``
+``--zero``: instead, the zero-padded rows (issue 18): ``conv_spectral_norm(kernel, (n, n), "zeros", stride,
+rtol=1e-3)`` (Lanczos witness below, circular embedding above): both ends, ``gap = upper / lower - 1``,
+``rtol_met`` and the time of one call (first run, no repeats); ``dense`` the exact norm where ``c n^2 <= 1024``;
+``orthogonium``: orthogonium's ``get_conv_sv`` (Delattre et al. 2024's bound, 4 Gram steps) on the same layer
+when it is importable, as ``orth/upper`` and a time ratio ``orth_t/ours``.
+
+``python -m analysis.bench.bounds [--quick] [--zero] [--json FILE] [--threads N] [--device DEV]``
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
+
+import os
+import time
 
 import torch
 
@@ -135,6 +144,45 @@ COLUMNS = ["c", "k", "n", "kernel", "full_ms", "cert/exact-1", "cert_t/full", "c
            "zero_met", "spread", "load", "flag"]
 
 
+ZERO_ROWS = ([(c, 3, n, s) for c in (16, 64) for n in (8, 16, 32, 64) for s in (1, 2)]
+             + [(256, 3, 8, 1), (256, 3, 8, 2), (256, 3, 16, 1)])
+ZERO_QUICK = [(16, 3, 8, 1), (16, 3, 32, 2), (64, 3, 32, 1)]
+ZERO_COLUMNS = ["c", "k", "n", "stride", "kernel", "lower", "upper", "gap", "rtol_met", "ours_s", "dense",
+                "orth/upper", "orth_t/ours", "load"]
+
+
+def orthogonium_bound(kernel: torch.Tensor, n: int, stride: int) -> tuple[float, float] | None:
+    """``(bound, seconds)`` of orthogonium's ``get_conv_sv`` on the same zero-padded layer, None without it."""
+    try:
+        from orthogonium.layers.conv.singular_values import get_conv_sv
+    except ImportError:
+        return None
+    c_out, c_in, k, _ = kernel.shape
+    layer = torch.nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False).double()
+    with torch.no_grad():
+        layer.weight.copy_(kernel)
+    start = time.perf_counter()
+    value = get_conv_sv(layer, 4, imsize=n)
+    value = value[0] if isinstance(value, tuple) else value
+    return float(value), time.perf_counter() - start
+
+
+def zero_row(c: int, k: int, n: int, stride: int, family: str) -> dict:
+    kernel = make_kernel(family, c, k, seed=1000 * c + 10 * k + n) / (3 * c * k)
+    start = time.perf_counter()
+    norm = conv_spectral_norm(kernel, (n, n), "zeros", stride, rtol=CERT_RTOL)
+    seconds = time.perf_counter() - start
+    row = {"c": c, "k": k, "n": n, "stride": stride, "kernel": family, "lower": norm.lower, "upper": norm.upper,
+           "gap": norm.upper / norm.lower - 1, "rtol_met": norm.rtol_met, "ours_s": seconds,
+           "load": os.getloadavg()[0]}
+    if c * n * n <= 1024:
+        row["dense"] = conv_spectral_norm(kernel, (n, n), "zeros", stride).value
+    other = orthogonium_bound(kernel, n, stride)
+    if other is not None:
+        row["orth/upper"], row["orth_t/ours"] = other[0] / norm.upper, other[1] / seconds
+    return row
+
+
 def display(row: dict) -> dict:
     """The row as the table shows it: a noisy row's time verdict is ``?`` (``zero_met`` is about values only)."""
     return {**row, "cert_met": verdict(row["cert_met"], row["flag"])}
@@ -143,6 +191,7 @@ def display(row: dict) -> dict:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = Parser(prog=prog or "python -m analysis.bench.bounds", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="three small configurations")
+    parser.add_argument("--zero", action="store_true", help="the zero-padded rows (issue 18) instead")
     parser.add_argument("--json", metavar="FILE", type=output_file,
                         help="also write the rows and the run's metadata as JSON")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
@@ -152,6 +201,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     policy = policy_from(args)
     torch.set_num_threads(args.threads)
+    if args.zero:
+        tasks = [(c, k, n, s, f) for c, k, n, s in (ZERO_QUICK if args.quick else ZERO_ROWS)
+                 for f in ("gaussian", "smooth")]
+        rows = [zero_row(*task) for task in progress(tasks, label="bench_bounds --zero")]
+        print(format_table(rows, ZERO_COLUMNS))
+        print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} thread(s), float64, rtol {CERT_RTOL:g}: met in "
+              f"{sum(r['rtol_met'] for r in rows)}/{len(rows)} rows")
+        if args.json:
+            write_json(args.json, {"threads": torch.get_num_threads(), "rows": rows}, args)
+        return 0
     configs = QUICK if args.quick else FULL
     families = ("gaussian", "smooth")
     tasks = [(c, k, n, family) for c, k, n in configs for family in families]

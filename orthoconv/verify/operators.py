@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..math.spectral import module_spectrum
+from ..math.spectral.norm import DENSE_NORM_LIMIT
 from ..nn import (
     BCOPTranspose,
     FirstChannels,
@@ -126,10 +127,13 @@ def _conv_kernel(module: nn.Module) -> torch.Tensor | None:
 
 
 def conv_bound(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> OperatorBound:
-    """A convolution through ``module_spectrum``; the spectrum's output shape must be the one observed."""
+    """A convolution through ``module_spectrum``; the spectrum's output shape must be the one observed.
+
+    Dense decompositions only up to ``DENSE_NORM_LIMIT`` rows or columns; larger non-circular layers get
+    the certified enclosure within ``1e-3`` (its ``assumptions`` say whether that was met)."""
     with torch.no_grad():
         kernel = _conv_kernel(module)
-    spectrum = module_spectrum(module, in_shape[1:])
+    spectrum = module_spectrum(module, in_shape[1:], exact_limit=DENSE_NORM_LIMIT)
     if tuple(spectrum.output_shape) != tuple(out_shape) or tuple(spectrum.input_shape) != tuple(in_shape):
         raise ValueError(f"{type(module).__name__}: module_spectrum describes {spectrum.input_shape} -> "
                          f"{spectrum.output_shape}, the model maps {in_shape} -> {out_shape}")

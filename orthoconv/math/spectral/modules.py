@@ -18,11 +18,10 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from .apply import power_iteration_lower_bound
 from .circular import conv_singular_values
 from .dense import DENSE_LIMIT, operator_matrix
 from .geometry import ConvOperator, conv_operator, spatial_size
-from .norm import _check_rtol, upper_bound
+from .norm import DEFAULT_RTOL, _check_rtol, enclosure
 
 
 @dataclass(frozen=True)
@@ -209,23 +208,24 @@ def _spectrum(module: nn.Module, input_size, exact_limit: int | None, rtol, n_it
                          f"({'; '.join(notes)}): the dense operator exceeds exact_limit = {limit} and no FFT method "
                          "applies; module_spectrum gives a certified enclosure")
     else:
-        upper, how = upper_bound(op, _check_rtol(rtol))
-        lower = min(power_iteration_lower_bound(op, n_iter), upper)
-        notes = (*notes, how, f"lower: power iteration, {n_iter} steps", "sigma_min: no lower bound (0.0)")
-        return None, ConvSpectrum(0.0, upper, lower, False, "enclosure", notes, shape, out_shape)
+        norm = enclosure(op, DEFAULT_RTOL if rtol is None else _check_rtol(rtol), n_iter)
+        met = (f"norm within rtol {norm.rtol:g}: upper <= (1 + rtol) lower" if norm.rtol_met else
+               f"rtol {norm.rtol:g} NOT met: the norm is only enclosed in [{norm.lower:.6g}, {norm.upper:.6g}]")
+        notes = (*notes, norm.method, met, "sigma_min: no lower bound (0.0)")
+        return None, ConvSpectrum(0.0, norm.upper, norm.lower, False, "enclosure", notes, shape, out_shape)
     return sigma, ConvSpectrum(float(sigma.min()), float(sigma.max()), float(sigma.max()), True, method, notes,
                                shape, out_shape)
 
 
 def module_spectrum(module: nn.Module, input_size, exact_limit: int | None = None, *, rtol: float | None = None,
-                    n_iter: int = 50) -> ConvSpectrum:
+                    n_iter: int | None = None) -> ConvSpectrum:
     """The extreme singular values of a convolution module's linear map (bias excluded) on ``input_size``.
 
     Exact where a method is: circular padding with whole polyphase outputs (FFT, Sedghi et al. 2019,
     stride by polyphase), or any configuration whose dense operator has at most ``exact_limit`` rows
-    and columns (``DENSE_LIMIT`` by default), decomposed whole. Otherwise a certified enclosure of the
-    norm (:func:`.norm.upper_bound`, power iteration below; ``rtol`` lets the circular norm inside be
-    certified within it instead of computed exactly) and no lower bound on ``sigma_min``.
+    and columns (``DENSE_LIMIT`` by default), decomposed whole. Otherwise the certified
+    :func:`.norm.enclosure` of the norm aimed at ``rtol`` (``DEFAULT_RTOL`` when None; at most ``n_iter``
+    Lanczos steps), whether it met ``rtol`` stated in ``assumptions``, and no lower bound on ``sigma_min``.
     ``ValueError`` where the module could not run on that size; ``TypeError`` for other modules.
     """
     return _spectrum(module, input_size, exact_limit, rtol, n_iter)[1]

@@ -1,0 +1,200 @@
+"""A low-rank majorant of ``A^T A`` for a zero-padded convolution, from the circular convolution it compresses.
+
+A zero-padded (or ``"valid"``) convolution ``A`` on a window of size ``N`` is a compression ``A = R C E`` of
+the circular convolution ``C`` on a torus ``m`` (per dimension a multiple of the stride, covering the
+window ``[b, b + N)``, every position read and ``s L`` outputs): ``E`` places the input at ``[b, b + N)``,
+``R`` keeps the first ``L`` outputs, and no read wraps around. So ``A^T A <= E^T C^T C E``.
+
+Polyphase DFT on the output torus ``m / s``: ``X(w)[c, r] = sum_q x[c, s q + r] exp(-2 pi i w.q / (m/s))``.
+Writing a tap's offset ``d t = s a_t + r_t``, ``(C x)^(w) = K(w) X(w)`` with
+``K(w)[o, (c, r)] = sum_{t : r_t = r} W[o, c, t] exp(2 pi i w.a_t / (m/s))`` (per group), and
+``||C x||^2 = sum_w X(w)^H G(w) X(w) / |m/s|``, ``G = K^H K``. With ``G(w) = U diag(lambda) U^H``, deflate
+the eigenpairs above a threshold, let ``mu`` bound every other eigenvalue, and
+``d_j = u_j(w) exp(2 pi i w.q / (m/s)) / sqrt|m/s|`` (unit torus vectors, ``<d_j, x> = u_j^H X(w) / sqrt|m/s|``):
+
+    C^T C <= mu I + sum_j (lambda_j - mu) (d_j d_j^H + conj(d_j) conj(d_j)^H),
+
+(one frequency of each conjugate pair is decomposed: ``G(-w) = conj G(w)`` for a real kernel; for real ``x``
+the pair contributes ``2 (lambda_j - mu) ((Re d_j . x)^2 + (Im d_j . x)^2)``, a self-conjugate frequency
+``2 w = 0`` once: ``(lambda_j - mu) (...)``; ``n_j`` = 2 or 1). Hence
+
+    A^T A <= N = mu I + F^T F,   F = rows sqrt(n_j (lambda_j - mu)) E^T Re d_j, sqrt(n_j (lambda_j - mu)) E^T Im d_j,
+
+and ``A^T A`` has at most as many eigenvalues above ``rho > mu`` as ``F F^T`` (small) has above ``rho - mu``.
+
+Rounding: ``G`` is within ``(2 gamma_c + 4 (gamma_T + 8 eps)) (sum_t ||W_t||_F)^2`` of ``K^H K`` (``gamma_n =
+2 n eps / (1 - 2 n eps)``, complex); ``eigh`` is exact for a matrix within ``8 n eps ||G||_F`` with
+eigenvectors within ``16 n eps`` of an exactly unitary set (backward stability): both allowances go into
+``mu``, the eigenvector and phase errors into an allowance on ``F`` (:func:`count_above`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .apply import EPS64
+from .geometry import ConvOperator
+
+
+def gamma(n: float) -> float:
+    """``gamma_n`` doubled for complex arithmetic: ``2 n eps / (1 - 2 n eps)``."""
+    return 2 * n * EPS64 / (1 - 2 * n * EPS64)
+
+
+def torus_size(op: ConvOperator) -> tuple[int, ...]:
+    """The torus ``m`` of the module docstring for the forward convolution ``op`` (zero padding): per dimension
+    a multiple of the stride with ``m >= N + b``, ``m >= s L`` and every read ``p <= s (L - 1) + d (k - 1)``
+    either below ``m`` or wrapping into the leading zeros ``[0, b)`` (``p - m < b``)."""
+    torus = []
+    for n, l, s, d, k, (b, _) in zip(op.input_size, op.output_size, op.stride, op.dilation, op.kernel.shape[2:],
+                                     op.padding):
+        need = max(n + b, s * (l - 1) + d * (k - 1) - b + 1, s * l)
+        torus.append(s * math.ceil(need / s))
+    return tuple(torus)
+
+
+def canonical_frequencies(M: tuple[int, ...], device) -> Tensor:
+    """One frequency of each conjugate pair ``{w, -w}`` of the grid ``M``: ``(B, D)`` integers."""
+    grids = torch.meshgrid(*(torch.arange(m, device=device) for m in M), indexing="ij")
+    w = torch.stack([g.reshape(-1) for g in grids], dim=1)
+    flat = torch.zeros(len(w), dtype=torch.long, device=device)
+    neg = torch.zeros_like(flat)
+    for d, m in enumerate(M):
+        flat = flat * m + w[:, d]
+        neg = neg * m + torch.remainder(-w[:, d], m)
+    return w[flat <= neg]
+
+
+def _phase(turns: Tensor, period: int) -> Tensor:
+    """``exp(2 pi i turns / period)`` from integers, reduced modulo ``period`` first (one rounding)."""
+    angle = (2 * math.pi / period) * torch.remainder(turns, period).to(torch.float64)
+    return torch.polar(torch.ones_like(angle), angle)
+
+
+def transfers(op: ConvOperator, torus: tuple[int, ...], freqs: Tensor) -> Tensor:
+    """``K(w)`` at ``freqs`` ``(B, D)``: ``(B, g, c_out / g, (c_in / g) S)``, columns ordered ``(c, r_1, ..., r_D)``."""
+    kernel, g = op.kernel.to(torch.float64), op.groups
+    c_out, c_in_g = kernel.shape[:2]
+    X = kernel.to(torch.complex128).reshape(g, c_out // g, c_in_g, *kernel.shape[2:])[None]
+    X = X.expand(len(freqs), *X.shape[1:])
+    for d, (m, s, dil, k) in enumerate(zip(torus, op.stride, op.dilation, kernel.shape[2:])):
+        offsets = dil * torch.arange(k, device=kernel.device)
+        phase = _phase(freqs[:, d, None] * (offsets // s)[None, :], m // s)  # (B, k)
+        table = phase[:, None, :] * (offsets % s == torch.arange(s, device=kernel.device)[:, None])  # (B, s, k)
+        X = torch.einsum("b...t,bst->b...s", X.movedim(4, -1), table)  # tap axis d out, residue axis d appended
+    return X.reshape(len(freqs), g, c_out // g, c_in_g * math.prod(op.stride))
+
+
+@dataclass
+class Deflation:
+    """``mu`` (allowance included) bounds every eigenvalue not deflated, ``rest`` the largest computed one
+    left (the weights are ``lambda_j - rest``: the allowance sits in ``mu``); the deflated pairs: frequencies
+    ``(P, D)``, groups, eigenvalues and eigenvectors; ``top``: the largest eigenvalue (allowance included,
+    ``>= ||C||^2``); ``vector_error``: the eigenvector allowance; ``paired``: the frequency differs from its
+    conjugate ``-w`` (which then holds the conjugate pair), False where ``2 w = 0`` on the torus."""
+
+    mu: float
+    rest: float
+    top: float
+    freqs: Tensor
+    groups: Tensor
+    values: Tensor
+    vectors: Tensor
+    vector_error: float
+    paired: Tensor
+
+
+def deflate(op: ConvOperator, torus: tuple[int, ...], threshold: float, max_pairs: int, max_bytes: int) -> Deflation:
+    """Decompose every ``G(w)`` a block of frequencies at a time; deflate the eigenpairs above ``threshold``
+    (at most ``max_pairs``, the largest; the threshold rises to the first one left)."""
+    M = tuple(m // s for m, s in zip(torus, op.stride))
+    freqs = canonical_frequencies(M, op.kernel.device)
+    g, c_out_g = op.groups, op.kernel.shape[0] // op.groups
+    n = op.kernel.shape[1] * math.prod(op.stride)
+    T = math.prod(op.kernel.shape[2:])
+    W = op.kernel.detach().to(torch.float64).reshape(g, c_out_g, op.kernel.shape[1], T)
+    taps = float(torch.linalg.vector_norm(W, dim=(1, 2)).sum(-1).max())
+    eta = (2 * gamma(c_out_g) + 4 * (gamma(T) + 8 * EPS64)) * taps**2
+    chunk = max(1, max_bytes // (64 * g * n * max(n, c_out_g)))
+    rest, top, slack, kept = 0.0, 0.0, 0.0, []
+    for start in range(0, len(freqs), chunk):
+        f = freqs[start : start + chunk]
+        K = transfers(op, torus, f)
+        G = K.mH @ K
+        lam, U = torch.linalg.eigh(G)
+        slack = max(slack, 8 * n * EPS64 * float(torch.linalg.matrix_norm(G).max()))
+        top = max(top, float(lam[..., -1].max()))
+        above = lam > threshold
+        if bool((~above).any()):
+            rest = max(rest, float(lam[~above].max()))
+        b, grp, j = above.nonzero(as_tuple=True)
+        kept.append((f[b], grp, lam[b, grp, j], U[b, grp, :, j]))
+    freqs_k, groups_k, values_k, vectors_k = (torch.cat(p) for p in zip(*kept))
+    if len(values_k) > max_pairs:
+        order = values_k.argsort(descending=True)
+        rest = max(rest, float(values_k[order[max_pairs]]))
+        order = order[:max_pairs]
+        freqs_k, groups_k, values_k, vectors_k = freqs_k[order], groups_k[order], values_k[order], vectors_k[order]
+    eta += slack
+    paired = torch.remainder(2 * freqs_k, torch.tensor(M, device=freqs_k.device)).any(dim=1)
+    return Deflation(rest + eta, rest, top + eta, freqs_k, groups_k, values_k, vectors_k, 16 * (n + 1) * EPS64, paired)
+
+
+def restrict(deflation: Deflation, threshold: float) -> Deflation:
+    """The same decomposition with only the pairs above ``threshold`` deflated (``mu`` raised to cover the rest)."""
+    keep = deflation.values > threshold
+    rest = max(deflation.rest, float(deflation.values[~keep].max()) if bool((~keep).any()) else 0.0)
+    return Deflation(deflation.mu - deflation.rest + rest, rest, deflation.top, deflation.freqs[keep],
+                     deflation.groups[keep], deflation.values[keep], deflation.vectors[keep], deflation.vector_error,
+                     deflation.paired[keep])
+
+
+def window_vectors(op: ConvOperator, torus: tuple[int, ...], deflation: Deflation) -> Tensor:
+    """``E^T d_j`` of the deflated pairs, real parts then imaginary parts: ``(2P, dim)``."""
+    P = len(deflation.vectors)
+    c_in_g = op.kernel.shape[1]
+    v = deflation.vectors.reshape(P, c_in_g, *op.stride)
+    for d, (n, m, s, (b, _)) in enumerate(zip(op.input_size, torus, op.stride, op.padding)):
+        j = torch.arange(n, device=v.device) + b
+        v = v.index_select(2 + d, j % s)
+        shape = [P] + [1] * (1 + op.dims)
+        shape[2 + d] = n
+        v = v * _phase(deflation.freqs[:, d, None] * (j // s)[None, :], m // s).reshape(shape)
+    v = v / math.sqrt(math.prod(m // s for m, s in zip(torus, op.stride)))
+    full = v.new_zeros(P, op.c_in, *op.input_size)
+    channels = deflation.groups[:, None] * c_in_g + torch.arange(c_in_g, device=v.device)[None, :]
+    full[torch.arange(P, device=v.device)[:, None], channels] = v
+    full = full.reshape(P, -1)
+    return torch.cat([full.real, full.imag])
+
+
+def count_above(deflation: Deflation, window_gram: Tensor, dim: int):
+    """A function ``rho -> c`` with ``c >=`` the number of eigenvalues of ``A^T A`` above ``rho`` (``None``
+    where ``rho <= mu``: no count), from the eigenvalues of ``F F^T = D (E^T d)(E^T d)^T D`` (``window_gram``:
+    the Gram matrix of :func:`window_vectors`' rows for these pairs, ``D`` the weights) less their allowances:
+    the weights are rounded up (a larger majorant), ``F`` built from the computed eigenvectors is within
+    ``sqrt(2 sum n_j w_j) (vector_error + 16 eps)`` of the exact one, and the products and ``eigvalsh`` add
+    ``gamma_dim ||F||_F^2`` and ``8 (2P) eps ||F F^T||_F``."""
+    mu = deflation.mu
+    P = len(deflation.values)
+    if P == 0:
+        return lambda rho: None if rho <= mu else 0
+    copies = 1 + deflation.paired.to(torch.float64)  # w and -w, or a self-conjugate frequency once
+    weights = copies * ((deflation.values - deflation.rest).clamp_min(0) * (1 + 8 * EPS64) + 4 * EPS64 * deflation.values)
+    scale = torch.cat([weights, weights]).sqrt() * (1 + 4 * EPS64)
+    S = window_gram * scale[:, None] * scale[None, :]
+    s = torch.linalg.eigvalsh(0.5 * (S + S.T))
+    F_norm = math.sqrt(float(S.diagonal().sum()) * (1 + 4 * P * EPS64))
+    dF = math.sqrt(2 * float(weights.sum())) * (deflation.vector_error + 16 * EPS64)
+    slack = (2 * F_norm * dF + dF**2 + 2 * gamma(dim) * F_norm**2
+             + 16 * P * EPS64 * float(torch.linalg.matrix_norm(S)))
+    upper = s + slack
+
+    def count(rho: float):
+        return None if rho <= mu else int((upper > rho - mu).sum())
+
+    return count
