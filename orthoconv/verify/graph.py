@@ -82,7 +82,7 @@ class Composer(fx.Interpreter):
     """Runs the traced graph once, recording shapes and bounds node by node (module docstring)."""
 
     def __init__(self, trace: Trace, batch: int, bar=None):
-        super().__init__(trace.graph_module)
+        super().__init__(trace.graph_module, garbage_collect_values=False)  # rules read earlier constants
         self.extra_traceback = False
         self.trace, self.batch, self.bar = trace, batch, bar
         self.L: dict[fx.Node, float] = {}

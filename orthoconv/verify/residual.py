@@ -69,8 +69,11 @@ def _channel_scale(scales: list, rank: int, channels: int) -> Tensor | None:
     return total
 
 
-def _slope_in_unit_interval(node) -> bool:
+def _slope_in_unit_interval(c, node) -> bool:
     name = _name(node)
+    if name == "module":
+        module = c.trace.modules[node.args[1]][1]
+        return type(module) is nn.ReLU or type(module) is nn.LeakyReLU and 0 <= module.negative_slope <= 1
     if name in ("relu", "relu_"):
         return True
     if name in ("leaky_relu", "leaky_relu_"):
@@ -101,7 +104,7 @@ def residual_block(c, node, skip, branch) -> tuple[float, str] | None:
     act = _strip_scales(c, adjoint.args[0], inner) if _name(adjoint) else None
     if act is None or not isinstance(act, torch.fx.Node):
         return None
-    if act is None or not _slope_in_unit_interval(act):
+    if act is None or not _slope_in_unit_interval(c, act):
         return None
     pre = _strip_scales(c, act.args[0], inner)
     if pre is None:

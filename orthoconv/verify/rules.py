@@ -65,9 +65,14 @@ _FUSABLE_PAD = {"pad", "constant_pad_nd", "reflection_pad1d", "reflection_pad2d"
 
 
 def op_name(node) -> str:
+    """The ATen operator's name (``max.other`` / ``min.other`` are ``maximum`` / ``minimum``)."""
     target = node.target
     packet = getattr(target, "overloadpacket", None)
-    return packet.__name__ if packet is not None else getattr(target, "__name__", str(target))
+    if packet is None:
+        return getattr(target, "__name__", str(target))
+    if packet.__name__ in ("max", "min") and target._overloadname == "other":
+        return {"max": "maximum", "min": "minimum"}[packet.__name__]
+    return packet.__name__
 
 
 def arg(node, index: int, name: str, default=None):
