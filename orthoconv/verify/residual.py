@@ -212,8 +212,22 @@ def _frontier(c, part) -> list | None:
     return found
 
 
+def _pair_sort(c, parts: list) -> float | None:
+    """``cat(min(v, d), max(v, d))`` over a dimension ``d`` of size 2 sorts each pair of ``v``: ``L(v)``."""
+    if len(parts) != 2 or not all(_name(p) == "getitem" and p.args[1] == 0 for p in parts):
+        return None
+    a, b = (p.args[0] for p in parts)
+    if {_name(a), _name(b)} != {"max", "min"} or a.args[0] is not b.args[0] or a.args[1:2] != b.args[1:2]:
+        return None
+    shape = c.shape(a.args[0])
+    return c.lip(a.args[0]) if shape and len(a.args) > 1 and shape[a.args[1]] == 2 else None
+
+
 def disjoint_pieces_bound(c, node, parts: list, dim: int) -> float | None:
     """``max_i r_i L(s)`` (module docstring), or None where the parts do not split one value."""
+    paired = _pair_sort(c, parts)
+    if paired is not None:
+        return paired
     groups, used = [], set()
     for i, part in enumerate(parts):
         if i in used or not isinstance(part, torch.fx.Node) or c.lip(part) == 0:
