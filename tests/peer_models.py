@@ -44,3 +44,45 @@ def torchlip_net(c=3):
     return torchlip.Sequential(torchlip.SpectralConv2d(c, 8, 3, padding=1), torchlip.GroupSort2(),
                                torchlip.SpectralConv2d(8, 8, 3, padding=1), torchlip.GroupSort2(), nn.Flatten(),
                                torchlip.SpectralLinear(8 * 8 * 8, 10))
+
+
+def folded_jacobian_norm(model: nn.Module, x: torch.Tensor) -> float:
+    """``||J(x)||_2`` of one sample for models that refuse float64 (orthogonium): the model's own trace,
+    its input-independent values folded in their dtype, then copied to float64, the rest run in float64."""
+    from torch import fx
+
+    from orthoconv.verify import tracing
+
+    trace = tracing.trace_model(model.eval(), x[:1])
+    try:
+        for key, (_, module) in trace.modules.items():
+            tracing._REGISTRY[key] = copy.deepcopy(module).double()
+
+        def double(value):
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                return value.double()
+            return type(value)(double(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+        class Folded(fx.Interpreter):
+            def run_node(self, node):
+                if node.op != "placeholder" and not any(a in dependent for a in node.all_input_nodes):
+                    return super().run_node(node)
+                dependent.add(node)
+                if node.target is torch.ops.orthoconv_verify.module.default:
+                    return tracing._REGISTRY[node.args[1]](double(self.env[node.args[0]]))
+                saved = {a: self.env[a] for a in node.all_input_nodes if a not in dependent}
+                self.env.update({a: double(v) for a, v in saved.items()})
+                try:
+                    return super().run_node(node)
+                finally:
+                    self.env.update(saved)
+
+        def run(t):
+            dependent.clear()
+            return Folded(trace.graph_module).run(t).reshape(-1)
+
+        dependent = set()
+        jac = torch.autograd.functional.jacobian(run, x[:1].double())
+    finally:
+        tracing.release(trace)
+    return float(torch.linalg.svdvals(jac.reshape(jac.shape[0], -1))[0])
