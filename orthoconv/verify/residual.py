@@ -53,19 +53,18 @@ def _strip_scales(c, node, scales: list) -> object:
     return node
 
 
-def _channel_scale(scales: list, rank: int, channels: int) -> Tensor | None:
-    """The product of ``scales`` as one nonnegative value per channel (dimension 1), or None."""
+def _channel_scale(scales: list, rank: int, channels: int, channel_dim: int) -> Tensor | None:
+    """The product of ``scales`` as one nonnegative value per channel (``channel_dim``), or None."""
     total = torch.ones(channels, dtype=torch.float64)
     for s in scales:
         s = s.cpu()
         if s.dim() > rank or bool((s < 0).any()):
             return None
         full = s.reshape((1,) * (rank - s.dim()) + tuple(s.shape))
-        if any(n != 1 for i, n in enumerate(full.shape) if i != 1):
+        if any(n != 1 for i, n in enumerate(full.shape) if i != channel_dim) or full.shape[channel_dim] not in (
+                1, channels):
             return None
-        total = total * full.reshape(-1).expand(channels) if full.shape[1] in (1, channels) else None
-        if total is None:
-            return None
+        total = total * full.reshape(-1).expand(channels)
     return total
 
 
@@ -122,7 +121,7 @@ def residual_block(c, node, skip, branch) -> tuple[float, str] | None:
                 and torch.equal(forward.weight, backward.weight) and c.shape(adjoint) == c.shape(skip))
         if source is not skip or not same:
             return None
-        scale = _channel_scale(outer + inner, len(c.shape(pre)), forward.weight.shape[0])
+        scale = _channel_scale(outer + inner, len(c.shape(pre)), forward.weight.shape[0], 1)
         if scale is None:
             return None
         with torch.no_grad():
@@ -133,7 +132,7 @@ def residual_block(c, node, skip, branch) -> tuple[float, str] | None:
         W, T = _forward_matrix(c, pre), _forward_matrix(c, adjoint)
         if W is None or T is None or pre.args[0] is not skip or W.shape != T.mT.shape or not torch.equal(W, T.mT):
             return None
-        scale = _channel_scale([s.reshape(-1) if s.dim() else s for s in outer + inner], 1, W.shape[0])
+        scale = _channel_scale(outer + inner, len(c.shape(pre)), W.shape[0], len(c.shape(pre)) - 1)
         if scale is None:
             return None
         sigma = float(torch.linalg.matrix_norm(scale.sqrt().to(W.device)[:, None] * W.to(torch.float64), ord=2))
