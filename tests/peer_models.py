@@ -86,3 +86,29 @@ def folded_jacobian_norm(model: nn.Module, x: torch.Tensor) -> float:
     finally:
         tracing.release(trace)
     return float(torch.linalg.svdvals(jac.reshape(jac.shape[0], -1))[0])
+
+
+class TorchlipResidual(nn.Module):
+    """deel-torchlip's ``LipResidual`` around a spectral convolution: ``alpha x + (1 - alpha) f(x)``."""
+
+    def __init__(self, c=4):
+        super().__init__()
+        from deel import torchlip
+
+        self.f = torchlip.SpectralConv2d(c, c, 3, padding=1)
+        self.mix = torchlip.LipResidual()
+        with torch.no_grad():
+            self.mix.alpha.fill_(0.7)
+
+    def forward(self, x):
+        return self.mix(x, self.f(x))
+
+
+def orthogonium_wrappers(c=4):
+    """orthogonium's residual wrappers and centering layers around AOC convolutions and MaxMin."""
+    from orthogonium.layers import AdaptiveOrthoConv2d, BatchCentering2D, LayerCentering2D, MaxMin
+    from orthogonium.layers.residual import AdditiveResidual, ConcatResidual
+
+    return nn.Sequential(ConcatResidual(nn.Sequential(AdaptiveOrthoConv2d(c // 2, c // 2, 3, padding=1), MaxMin())),
+                         LayerCentering2D(c), AdditiveResidual(AdaptiveOrthoConv2d(c, c, 3, padding=1)),
+                         BatchCentering2D(c), MaxMin())

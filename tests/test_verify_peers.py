@@ -62,3 +62,15 @@ def test_the_command_needs_and_uses_the_model_of_a_parametrized_state_dict(tmp_p
                  "--lower-steps", "0"])
     out = capsys.readouterr().out
     assert code == 0 and "(certified)]" in out and "1 (certified)" in out
+
+
+@pytest.mark.parametrize("build", [pm.orthogonium_wrappers, pm.TorchlipResidual], ids=["orthogonium", "torchlip"])
+def test_residual_wrappers_and_centering_layers_are_certified_at_one(build):
+    """ConcatResidual (disjoint channel halves), LayerCentering2D (a projection), AdditiveResidual and
+    LipResidual (a convex combination, alpha read from the weights), BatchCentering2D in eval (a shift)."""
+    torch.manual_seed(4)
+    model = build().eval()
+    x = torch.randn(1, 4, 6, 6)
+    report = check_model(model, x, lower_steps=0)
+    assert report.lipschitz_upper <= 1 + 1e-4
+    assert pm.folded_jacobian_norm(model, x) <= report.lipschitz_upper * (1 + 1e-9)

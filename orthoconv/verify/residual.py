@@ -194,21 +194,37 @@ def _piece(c, node):
     return source, dim, sum(sizes[:index]), sum(sizes[:index + 1])
 
 
-def _frontier(c, part) -> list | None:
-    """The piece nodes through which ``part`` depends on the input (None if some path avoids them)."""
+def _frontier(c, part, source, limit: int = 400) -> list | None:
+    """The pieces of ``source`` through which ``part`` depends on the input (None if a path avoids them)."""
     found, stack, seen = [], [part], set()
     while stack:
         node = stack.pop()
         if node in seen:
             continue
         seen.add(node)
-        if _piece(c, node) is not None and c.lip(node) > 0:
+        piece = _piece(c, node)
+        if piece is not None and piece[0] is source and c.lip(node) > 0:
             found.append(node)
-        elif node.op == "placeholder":
+        elif node.op == "placeholder" or node is source or len(seen) > limit:
             return None
         else:
             stack.extend(a for a in node.all_input_nodes if c.lip(a) > 0)
     return found
+
+
+def _sources(c, part, limit: int = 400) -> list:
+    """The values that ``part``'s input-dependent ancestry slices, nearest first."""
+    sources, stack, seen = [], [part], set()
+    while stack and len(seen) <= limit:
+        node = stack.pop(0)
+        if node in seen:
+            continue
+        seen.add(node)
+        piece = _piece(c, node)
+        if piece is not None and piece[0] not in sources:
+            sources.append(piece[0])
+        stack.extend(a for a in node.all_input_nodes if c.lip(a) > 0)
+    return sources
 
 
 def _pair_sort(c, parts: list) -> float | None:
@@ -227,6 +243,18 @@ def disjoint_pieces_bound(c, node, parts: list, dim: int) -> float | None:
     paired = _pair_sort(c, parts)
     if paired is not None:
         return paired
+    varying = [p for p in parts if isinstance(p, torch.fx.Node) and c.lip(p) > 0]
+    if len(varying) < 2:
+        return None
+    for source in _sources(c, varying[0])[:8]:
+        found = _split_groups(c, parts, source)
+        if found is not None:
+            return found
+    return None
+
+
+def _split_groups(c, parts: list, source) -> float | None:
+    """``L(source) max_i r_i`` when every input-dependent part reads disjoint pieces of ``source``."""
     groups, used = [], set()
     for i, part in enumerate(parts):
         if i in used or not isinstance(part, torch.fx.Node) or c.lip(part) == 0:
@@ -235,17 +263,17 @@ def disjoint_pieces_bound(c, node, parts: list, dim: int) -> float | None:
             twin = next((j for j, q in enumerate(parts) if j != i and isinstance(q, torch.fx.Node) and
                          _name(q) in ("maximum", "minimum") and _name(q) != _name(part) and
                          set(q.args[:2]) == set(part.args[:2])), None)
-            if twin is None or any(_piece(c, a) is None for a in part.args[:2]):
+            if twin is None or any((_piece(c, a) or (None,))[0] is not source for a in part.args[:2]):
                 return None
             used.add(twin)
             groups.append((list(part.args[:2]), 1.0))
             continue
-        frontier = _frontier(c, part)
+        frontier = _frontier(c, part, source)
         if not frontier or len(frontier) != 1:
             return None
         groups.append((frontier, c.lip(part) / c.lip(frontier[0])))
     pieces = [_piece(c, p) for nodes, _ in groups for p in nodes]
-    if not pieces or len({(p[0], p[1]) for p in pieces}) != 1:
+    if len({p[1] for p in pieces}) != 1:
         return None
     spans = sorted((p[2], p[3]) for p in pieces)
     if any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
