@@ -190,3 +190,46 @@ class Attention(nn.Module):
 def test_non_lipschitz_models_get_one_clear_error_naming_the_operation(model, shape, message):
     with pytest.raises(TypeError, match=message):
         check_model(model, torch.randn(*shape, dtype=F64), lower_steps=0)
+
+
+class Block(nn.Module):
+    """One drawn block of the zoo below, written as functional code on its own parameters."""
+
+    def __init__(self, kind, c, seed):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.kind = kind
+        self.w = nn.Parameter(torch.randn(c, c, 3, 3, generator=g, dtype=F64) / 3)
+        self.v = nn.Parameter(torch.randn(c, c // 2, 3, 3, generator=g, dtype=F64) / 3)
+
+    def forward(self, x):
+        if self.kind == "conv-circular":
+            return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), self.w)
+        if self.kind == "grouped-dilated":
+            return F.conv2d(x, self.v, padding=2, dilation=2, groups=2)
+        if self.kind == "cpl":
+            return x - 0.5 * F.conv_transpose2d(F.relu(F.conv2d(x, self.w, padding=1)), self.w, padding=1)
+        if self.kind == "maxmin":
+            return MaxMin()(x)
+        if self.kind == "concat-residual":
+            a, b = x.chunk(2, dim=1)
+            return torch.cat([a, torch.tanh(b[:, :, :, :]) * 0.9], dim=1)
+        if self.kind == "up-down":
+            return F.avg_pool2d(F.interpolate(x, scale_factor=2, mode="bilinear"), 2)
+        if self.kind == "flip-roll-center":
+            y = torch.roll(torch.flip(x, [3]), 1, dims=2)
+            return y - y.mean(dim=(2, 3), keepdim=True)
+        return F.leaky_relu(x, 0.3) + x
+
+
+@settings(max_examples=10, deadline=None)
+@given(kinds=st.lists(st.sampled_from(["conv-circular", "grouped-dilated", "cpl", "maxmin", "concat-residual",
+                                       "up-down", "flip-roll-center", "leaky-skip"]), min_size=1, max_size=4),
+       seed=st.integers(0, 1000))
+def test_hypothesis_functional_zoo_upper_dominates_the_jacobian(kinds, seed):
+    model = nn.Sequential(*[Block(kind, 4, seed + i) for i, kind in enumerate(kinds)])
+    x = torch.randn(1, 4, 4, 4, dtype=F64, generator=torch.Generator().manual_seed(seed))
+    upper = check_model(model, x, lower_steps=0).lipschitz_upper
+    for point in range(2):
+        z = torch.randn(1, 4, 4, 4, dtype=F64, generator=torch.Generator().manual_seed(point))
+        assert jacobian_norm(model, z) <= upper * (1 + 1e-9)

@@ -48,7 +48,7 @@ _MIXING = {"flip": 1, "roll": 2, "slice": 1, "select": 1, "narrow": 1, "split": 
            "channel_shuffle": None, "native_channel_shuffle": None}
 _ACTIVATIONS = {"sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
                 "hardswish": nn.Hardswish, "hardsigmoid": nn.Hardsigmoid, "softplus": nn.Softplus, "celu": nn.CELU,
-                "selu": nn.SELU, "log_sigmoid": nn.LogSigmoid, "relu6": nn.ReLU6, "mish": None}
+                "selu": nn.SELU, "log_sigmoid": nn.LogSigmoid, "relu6": nn.ReLU6}
 _POOLS = {"avg_pool1d": nn.AvgPool1d, "avg_pool2d": nn.AvgPool2d, "avg_pool3d": nn.AvgPool3d,
           "adaptive_avg_pool1d": nn.AdaptiveAvgPool1d, "adaptive_avg_pool2d": nn.AdaptiveAvgPool2d,
           "adaptive_avg_pool3d": nn.AdaptiveAvgPool3d, "max_pool1d": nn.MaxPool1d, "max_pool2d": nn.MaxPool2d,
@@ -179,6 +179,8 @@ def _mixing(c, node, name: str, shape) -> float:
     rank = len(shape)
     if position is None:
         first = 1
+    elif name in ("max", "min", "amax", "amin") and arg(node, 1, "dim") in (None, [], ()):
+        first = 0  # over every entry, the batch included
     elif name == "roll" and arg(node, 2, "dims") in (None, [], ()):
         first = 0
     else:
@@ -201,8 +203,6 @@ def _activation(c, node, name: str) -> float:
         module = nn.Softplus(*extra[:2])
     elif name == "celu":
         module = nn.CELU(*extra[:1])
-    elif name == "mish":
-        return 1.089 * L  # sup |mish'| = 1.0886 at x = 1.19 (tanh(softplus x) + x sech^2(softplus x) sigmoid x)
     else:
         module = _ACTIVATIONS[name]()
     found = activation_lipschitz(module)
