@@ -233,3 +233,18 @@ def test_hypothesis_functional_zoo_upper_dominates_the_jacobian(kinds, seed):
     for point in range(2):
         z = torch.randn(1, 4, 4, 4, dtype=F64, generator=torch.Generator().manual_seed(point))
         assert jacobian_norm(model, z) <= upper * (1 + 1e-9)
+
+
+def layer_norm_model():
+    return nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+
+
+def test_the_command_refuses_a_non_lipschitz_model_in_one_line(tmp_path, capsys, monkeypatch):
+    from orthoconv.cli import main
+
+    torch.save(layer_norm_model().state_dict(), tmp_path / "ln.pt")
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    code = main(["verify", str(tmp_path / "ln.pt"), "--model", "test_verify_rules:layer_norm_model",
+                 "--input-shape", "4", "--lower-steps", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "aten.layer_norm" in err[0] and "LayerNorm" in err[0]
