@@ -22,12 +22,11 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.fx as fx
-from torch import Tensor, nn
+from torch import Tensor, fx, nn
 
 from .operators import OperatorBound
-from .rules import arg, bound, op_name
-from .tracing import Trace, release, source_line, trace_model
+from .rules import bound
+from .tracing import Trace, arg, op_name, release, source_line, trace_model
 
 
 @dataclass

@@ -21,19 +21,19 @@ depend on the input only through disjoint slices of one value ``s``, part ``i`` 
 
 from __future__ import annotations
 
-import math
+from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
 
+from .measured import conv_module
 from .operators import OperatorBound, conv_bound
+from .tracing import op_name
 
 _SCALES = ("mul", "mul_", "div", "div_")
 
 
 def _name(node) -> str:
-    from .rules import op_name
-
     return op_name(node) if isinstance(node, torch.fx.Node) else ""
 
 
@@ -93,8 +93,6 @@ def _forward_matrix(c, node) -> Tensor | None:
 
 def residual_block(c, node, skip, branch) -> tuple[float, str] | None:
     """``(||J|| bound, method)`` when ``node = skip - branch`` is a block of the module docstring."""
-    from .rules import _conv_module
-
     outer: list = []
     adjoint = _strip_scales(c, branch, outer)
     if adjoint is None or any(s.numel() != 1 for s in outer):
@@ -113,8 +111,8 @@ def residual_block(c, node, skip, branch) -> tuple[float, str] | None:
     adjoint_name, pre_name = _name(adjoint), _name(pre)
     if pre_name in ("conv1d", "conv2d", "conv3d", "convolution") and adjoint_name.startswith(
             ("conv_transpose", "convolution")):
-        forward, source = _conv_module(c, pre, pre_name)
-        backward, _ = _conv_module(c, adjoint, adjoint_name)
+        forward, source = conv_module(c, pre, pre_name)
+        backward, _ = conv_module(c, adjoint, adjoint_name)
         same = (isinstance(backward, nn.modules.conv._ConvTransposeNd) and forward.padding_mode == "zeros"
                 and not isinstance(forward, nn.modules.conv._ConvTransposeNd)
                 and all(getattr(forward, k) == getattr(backward, k) for k in ("stride", "padding", "dilation", "groups"))
@@ -276,6 +274,6 @@ def _split_groups(c, parts: list, source) -> float | None:
     if len({p[1] for p in pieces}) != 1:
         return None
     spans = sorted((p[2], p[3]) for p in pieces)
-    if any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
+    if any(a[1] > b[0] for a, b in pairwise(spans)):
         return None
     return c.lip(pieces[0][0]) * max(r for _, r in groups)

@@ -94,6 +94,10 @@ def source_line(node: torch.fx.Node) -> str:
     return f"{location}: {chosen[1]}" if chosen[1] else location
 
 
+def _caller(key: int):
+    return lambda inp: module_call(inp, key)
+
+
 def trace_model(model: nn.Module, x: Tensor) -> Trace:
     """Trace ``model(x)`` (module docstring); the model and its instance attributes are left as they were."""
     names = {id(m): n for n, m in model.named_modules()}
@@ -128,7 +132,7 @@ def trace_model(model: nn.Module, x: Tensor) -> Trace:
             key = next(_KEYS)
             _REGISTRY[key] = module
             result.modules[key] = (name, module)
-            module.forward = (lambda k: lambda inp: module_call(inp, k))(key)
+            module.forward = _caller(key)
             wrapped.append(module)
     hooks = [module_globals.register_module_forward_pre_hook(pre),
              module_globals.register_module_forward_hook(post)]
@@ -150,3 +154,18 @@ def release(trace: Trace) -> None:
     """Forget the kept-whole modules of a finished trace."""
     for key in trace.modules:
         _REGISTRY.pop(key, None)
+
+
+def op_name(node) -> str:
+    """The ATen operator's name (``max.other`` / ``min.other`` are ``maximum`` / ``minimum``)."""
+    target = node.target
+    packet = getattr(target, "overloadpacket", None)
+    if packet is None:
+        return getattr(target, "__name__", str(target))
+    if packet.__name__ in ("max", "min") and target._overloadname == "other":
+        return {"max": "maximum", "min": "minimum"}[packet.__name__]
+    return packet.__name__
+
+
+def arg(node, index: int, name: str, default=None):
+    return node.args[index] if len(node.args) > index else node.kwargs.get(name, default)
