@@ -248,3 +248,19 @@ def test_the_command_refuses_a_non_lipschitz_model_in_one_line(tmp_path, capsys,
                  "--input-shape", "4", "--lower-steps", "0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "aten.layer_norm" in err[0] and "LayerNorm" in err[0]
+
+
+def test_a_convolution_subclass_with_its_own_residual_forward_is_traced_through_not_measured_as_a_conv():
+    import orthoconv as oc
+
+    class ResidualBCOP(oc.BCOP):
+        def forward(self, x):
+            return x - 0.5 * super().forward(x)
+
+    ResidualBCOP.__module__ = "orthoconv.nn.residual_layer"  # as a layer of the library itself would be
+    torch.manual_seed(0)
+    layer = ResidualBCOP(2, 2, 3, dtype=F64)
+    x = torch.randn(1, 2, 5, 5, dtype=F64)
+    report = check_model(layer, x, lower_steps=0)
+    assert report.lipschitz_upper == pytest.approx(1.5)  # 1 + 0.5 ||BCOP||, not the kernel's norm 1
+    assert jacobian_norm(layer, x) <= report.lipschitz_upper * (1 + 1e-12)

@@ -33,7 +33,20 @@ from torch.fx.experimental.proxy_tensor import get_proxy_mode, make_fx
 from torch.nn.modules import module as module_globals
 from torch.nn.utils import parametrize
 
-from ..nn import FirstChannels, GlobalMaxPool, GroupSort, Normalize, OrthogonalLinear, ZeroChannelPad
+from ..nn import (
+    OSSN,
+    SOC,
+    CayleyConv,
+    FirstChannels,
+    GlobalMaxPool,
+    GroupSort,
+    InvertibleDownsampling,
+    KernelConv2d,
+    Normalize,
+    OrthogonalLinear,
+    StridedBCOP,
+    ZeroChannelPad,
+)
 from .operators import (
     _AVG_POOL,
     _BATCH_NORM,
@@ -48,6 +61,8 @@ _LEAF_TYPES = (*CONV_TYPES, nn.Linear, OrthogonalLinear, *_BATCH_NORM, *_AVG_POO
                *_PERMUTATION, *_ONE_LIPSCHITZ, Normalize, ZeroChannelPad, FirstChannels, GlobalMaxPool, GroupSort,
                nn.LeakyReLU, nn.PReLU, nn.ELU, nn.Softplus, nn.CELU, nn.SELU, nn.Sigmoid, nn.Hardsigmoid,
                nn.Hardswish, nn.GELU, nn.SiLU)
+_ORTHOCONV_FORWARDS = (KernelConv2d, CayleyConv, OSSN, SOC, StridedBCOP, OrthogonalLinear, FirstChannels,
+                       GlobalMaxPool, GroupSort, InvertibleDownsampling, Normalize, ZeroChannelPad)
 _REGISTRY: dict[int, nn.Module] = {}
 _KEYS = itertools.count()
 
@@ -72,12 +87,15 @@ class Trace:
 
 
 def kept_whole(module: nn.Module) -> bool:
-    """Whether ``module`` is one node of the trace (module docstring)."""
+    """Whether ``module`` is one node of the trace (module docstring): the class that defines its
+    ``forward`` must itself be one with a module rule (a subclass with its own forward, such as a residual
+    layer built on a convolution, is traced through)."""
     cls = type(module)
-    own = cls.__module__.startswith(("torch.nn.modules", "orthoconv.nn"))
-    return (own and isinstance(module, _LEAF_TYPES) and not parametrize.is_parametrized(module)
-            and not any(callable(v) for v in vars(module).values())
-            and getattr(cls.forward, "__module__", "").startswith(("torch.nn.modules", "orthoconv.nn")))
+    owner = next((k for k in cls.__mro__ if "forward" in vars(k)), None)
+    trusted = (owner in _ORTHOCONV_FORWARDS or getattr(owner, "__module__", "").startswith("torch.nn.modules")) and \
+        getattr(cls.forward, "__module__", "").startswith(("torch.nn.modules", "orthoconv.nn"))
+    return (cls.__module__.startswith(("torch.nn.modules", "orthoconv.nn")) and isinstance(module, _LEAF_TYPES)
+            and trusted and not parametrize.is_parametrized(module) and not any(callable(v) for v in vars(module).values()))
 
 
 def source_line(node: torch.fx.Node) -> str:
