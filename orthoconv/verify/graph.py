@@ -175,7 +175,7 @@ class Composer(fx.Interpreter):
         elif isinstance(value, Tensor) and not (value.is_floating_point() or value.is_complex()):
             self.steps[node] = (f"the {value.dtype} value of aten.{op_name(node)} (node {node.name}) at "
                                 f"{source_line(node)}, an input-dependent step function (a cast, a comparison, "
-                                "indices): not Lipschitz")
+                                "indices): no rule bounds what is built from it")
             self.L[node] = math.inf
         else:
             self.L[node] = bound(self, node, value)
