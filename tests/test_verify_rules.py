@@ -67,6 +67,8 @@ SHAPE_ONLY = {
     "bilinear-corners": lambda x: F.interpolate(x, size=(9, 7), mode="bilinear", align_corners=True),
     "bicubic": lambda x: F.interpolate(x, size=(8, 8), mode="bicubic"),
     "pixel-shuffle": lambda x: F.pixel_unshuffle(x, 2).flatten(1),
+    "rsub-alpha-ones-like": lambda x: torch.rsub(x, torch.ones_like(x), alpha=3),
+    "repeat-channels": lambda x: x.repeat(1, 3, 1, 1)[:, 1:],
 }
 
 

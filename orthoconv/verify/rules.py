@@ -43,6 +43,8 @@ _PASS = {"view", "_unsafe_view", "reshape", "flatten", "unflatten", "contiguous"
          "lift_fresh_copy", "squeeze", "unsqueeze", "view_as", "reshape_as", "relu", "relu_", "hardtanh",
          "hardtanh_", "clamp", "clamp_", "clamp_min", "clamp_max", "tanh", "tanh_", "abs", "neg", "_to_copy", "to",
          "type_as", "positive", "dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout", "softsign"}
+_SHAPE_ONLY = {"ones_like", "zeros_like", "empty_like", "full_like", "new_zeros", "new_ones", "new_empty",
+               "new_full", "sym_size", "sym_numel", "size", "dim", "numel"}  # read the shape, not the values
 _MIXING = {"flip": 1, "roll": 2, "slice": 1, "select": 1, "narrow": 1, "split": 2, "split_with_sizes": 2,
            "chunk": 2, "unbind": 1, "tensor_split": 2, "sort": 1, "topk": 2, "max": 1, "min": 1, "amax": 1,
            "amin": 1, "cummax": 1, "cummin": 1, "pixel_shuffle": None, "pixel_unshuffle": None,
@@ -68,6 +70,8 @@ def bound(c, node, value) -> float:
     shape = c.shape(x)
     if name == "module":
         return _module(c, node, value)
+    if name in _SHAPE_ONLY:
+        return 0.0
     if name in _PASS:
         if name in ("dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout") and arg(node, 2, "train"):
             raise c.error(node, "drops units (train=True): not a fixed map")
@@ -117,6 +121,9 @@ def bound(c, node, value) -> float:
         return _scaled(c, node, name, value)
     if name in ("maximum", "minimum", "fmax", "fmin"):
         a, b = node.args[0], node.args[1]
+        for operand in (a, b):
+            if c.lip(operand) > 0:
+                c.broadcast_within_samples(node, operand, tuple(value.shape))
         return math.hypot(c.lip(a) * c.spread(a, value), c.lip(b) * c.spread(b, value))
     if name in ("cat", "concat", "concatenate", "stack"):
         return _cat(c, node, name, value)
@@ -205,7 +212,11 @@ def _reduction(c, node, name: str, shape) -> float:
 
 
 def _norm(c, node, name: str, shape) -> float:
-    order = 2.0 if name == "frobenius_norm" else float(arg(node, 1, "ord" if name.startswith("linalg") else "p", 2))
+    order = 2.0 if name == "frobenius_norm" else arg(node, 1, "ord" if name.startswith("linalg") else "p", 2)
+    order = 2.0 if order in (None, "fro") else order
+    if not isinstance(order, (int, float)):
+        raise c.error(node, f"is a {order!r} norm: only vector p-norms are bounded")
+    order = float(order)
     dims = _dims(arg(node, 2, "dim") if name != "frobenius_norm" else arg(node, 1, "dim"), len(shape))
     c.within_samples(node, shape, dims[0] if dims else 0, "takes a norm across")
     n = math.prod(shape[d] for d in dims)
@@ -221,7 +232,8 @@ def _sum(c, node, name: str, value) -> float:
     for operand in (a, b):
         if c.lip(operand) > 0:
             c.broadcast_within_samples(node, operand, out)
-    return c.lip(a) * c.spread(a, value) + alpha * c.lip(b) * c.spread(b, value)
+    scale_a, scale_b = (alpha, 1.0) if name == "rsub" else (1.0, alpha)  # rsub(a, b, alpha) = b - alpha a
+    return scale_a * c.lip(a) * c.spread(a, value) + scale_b * c.lip(b) * c.spread(b, value)
 
 
 def _scaled(c, node, name: str, value) -> float:
