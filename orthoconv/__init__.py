@@ -33,17 +33,24 @@ from .math.invariants import (
 )
 from .math.spectral import conv_singular_values, conv_spectral_norm
 from .nn import (
+    AOL,
     BCOP,
+    BRO,
+    LOT,
+    CPL,
     OSSN,
     RKL2NE,
     RKO,
+    SLL,
     SOC,
     SVCM,
+    BCOPTranspose,
     CayleyConv,
     GroupSort,
     InvertibleDownsampling,
     MaxMin,
     OrthogonalLinear,
+    Sandwich,
     StridedBCOP,
 )
 from .nn.soc import soc_deviation
@@ -57,18 +64,25 @@ del _module
 __version__ = "0.1.0"
 
 __all__ = [
+    "AOL",
     "BCOP",
+    "BCOPTranspose",
+    "BRO",
+    "CPL",
     "CayleyConv",
     "ComponentInvariants",
     "GroupSort",
     "InvertibleDownsampling",
+    "LOT",
     "MaxMin",
     "OSSN",
     "OrthogonalLinear",
     "RKL2NE",
     "RKO",
+    "SLL",
     "SOC",
     "SVCM",
+    "Sandwich",
     "StridedBCOP",
     "bcop_kernel",
     "block_kernel",

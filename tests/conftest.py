@@ -4,6 +4,8 @@ import pytest
 import torch
 from hypothesis import settings
 
+from orthoconv.nn import _precision
+
 settings.register_profile("default", deadline=None, max_examples=25, derandomize=True)
 settings.register_profile("thorough", deadline=None, max_examples=300)  # random seeds: a search for counterexamples
 settings.load_profile(os.environ.get("ORTHOCONV_HYPOTHESIS", "default"))
@@ -19,6 +21,14 @@ def device(request):
             pytest.fail("ORTHOCONV_REQUIRE_CUDA is set but CUDA is not available")
         pytest.skip("CUDA is not available on this machine")
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def no_failed_checks_left():
+    """Each test starts without kernel-check failures recorded by an earlier one (orthoconv.nn._precision)."""
+    _precision._passed.clear()
+    yield
+    _precision._passed.clear()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -6,6 +6,8 @@ import torch
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from orthoconv.nn import raise_failed_checks
+
 F64 = torch.float64
 small = settings(max_examples=max(30, settings().max_examples), deadline=None)  # the profile may ask for more
 
@@ -15,6 +17,7 @@ def forward_matrix(layer, c_in, H, W, dtype=F64):
     basis = torch.eye(c_in * H * W, dtype=dtype).reshape(-1, c_in, H, W)
     with torch.no_grad():
         out = layer(basis) - layer(torch.zeros(1, c_in, H, W, dtype=dtype))
+    raise_failed_checks()  # a host read: a kernel check that failed in the forwards raises here, naming the layer
     return out.reshape(c_in * H * W, -1).T
 
 

@@ -17,13 +17,26 @@ LAYERS = {
     "SOC": (lambda **f: oc.SOC(3, 4, 3, **f), (3, *SIZE)),
     "StridedBCOP": (lambda **f: oc.StridedBCOP(2, 8, 3, 2, **f), (2, 4, 6)),
     "OrthogonalLinear": (lambda **f: oc.OrthogonalLinear(5, 3, **f), (5,)),
+    "LOT": (lambda **f: oc.LOT(3, 4, 3, **f), (3, *SIZE)),
+    "BRO": (lambda **f: oc.BRO(4, 3, 3, **f), (4, *SIZE)),
+    "BCOPTranspose": (lambda **f: oc.BCOPTranspose(6, 2, 3, 2, **f), (6, 3, 2)),
+    "AOL": (lambda **f: oc.AOL(3, 4, 3, **f), (3, *SIZE)),
+    "CPL": (lambda **f: oc.CPL(3, 3, 3, inner_channels=4, **f), (3, *SIZE)),
+    "SLL": (lambda **f: oc.SLL(3, 3, 2, padding_mode="zeros", **f), (3, *SIZE)),
 }
+NONLINEAR = ("CPL", "SLL")  # 1-Lipschitz residual layers: kernel() is their inner kernel; Sandwich has none
 PARAMETERLESS = {
     "InvertibleDownsampling": (lambda **f: oc.InvertibleDownsampling(2), (3, 4, 6)),
     "GroupSort": (lambda **f: oc.GroupSort(2), (4, 3, 3)),
     "MaxMin": (lambda **f: oc.MaxMin(), (4, 3, 3)),
 }
-CONV_LAYERS = [name for name in LAYERS if name != "OrthogonalLinear"]
+CONV_LAYERS = [name for name in LAYERS if name != "OrthogonalLinear" and name not in NONLINEAR]
+SIZED = ("LOT", "BRO")  # their operator (and kernel) depends on the input's size
+
+
+def kernel_of(layer, name):
+    """``layer.kernel()``, on the zoo's input size for the layers whose kernel depends on it."""
+    return layer.kernel(LAYERS[name][1][1:]) if name in SIZED else layer.kernel()
 
 
 def build(name, seed=0, **factory):

@@ -11,6 +11,8 @@ import copy
 import pytest
 import torch
 
+import orthoconv
+
 from layer_zoo import LAYERS, PARAMETERLESS, build, example_input
 
 ALL = sorted({**LAYERS, **PARAMETERLESS})
@@ -111,11 +113,13 @@ def test_inductor_on_cuda_matches_eager(name, train, monkeypatch):
 
 
 def test_non_finite_parameters_fail_in_a_compiled_graph_too():
-    """The eager ``ValueError`` becomes ``torch._assert_async`` inside the graph: still an error, no break."""
+    """The strict eager ``ValueError`` becomes ``torch._assert_async`` inside the graph on the CPU: still an
+    error, no break; and the compiled output is poisoned to nan like the eager one (what CUDA gets)."""
     layer = build("BCOP")
     with torch.no_grad():
         layer.h_param[0, 0] = float("nan")
-    with pytest.raises(ValueError, match="nan or inf"):
+    with pytest.raises(ValueError, match="nan or inf"), orthoconv.nn.strict_checks():
         layer(example_input("BCOP"))
+    assert not torch.isfinite(layer(example_input("BCOP"))).any()
     with pytest.raises(RuntimeError, match="nan or inf"):
         torch.compile(layer, fullgraph=True, backend="eager")(example_input("BCOP"))

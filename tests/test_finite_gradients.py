@@ -154,6 +154,10 @@ LAYERS = {
     "CayleyConv": lambda dt, method: oc.CayleyConv(3, 4, 3, input_size=6, dtype=dt),
     "SOC": lambda dt, method: oc.SOC(3, 4, 3, dtype=dt),
     "StridedBCOP": lambda dt, method: oc.StridedBCOP(1, 4, 3, 2, method=method, dtype=dt),
+    "AOL": lambda dt, method: oc.AOL(3, 4, 3, dtype=dt),
+    "CPL": lambda dt, method: oc.CPL(3, 3, 3, inner_channels=4, dtype=dt),
+    "SLL": lambda dt, method: oc.SLL(3, 3, 3, padding_mode="zeros", dtype=dt),
+    "Sandwich": lambda dt, method: oc.Sandwich(3, 4, 3, dtype=dt),
 }
 
 

@@ -53,22 +53,63 @@ def test_cayley_keeps_float64_orthogonal_far_beyond_its_initial_scale():
 def nan_layers():
     return [
         ("OrthogonalLinear", lambda: oc.OrthogonalLinear(4, 4), "param", (2, 4)),
+        ("BCOP", lambda: oc.BCOP(4, 4, 3), "h_param", (1, 4, 4, 4)),
         ("RKO", lambda: oc.RKO(4, 4, 3), "weight", (1, 4, 4, 4)),
         ("RKL2NE", lambda: oc.RKL2NE(4, 4, 3), "weight", (1, 4, 4, 4)),
         ("SOC", lambda: oc.SOC(4, 4, 3, max_norm=None), "weight", (1, 4, 4, 4)),
         ("OSSN", lambda: oc.OSSN(4, 4, 3, input_size=(4, 4)), "weight", (1, 4, 4, 4)),
         ("SVCM", lambda: oc.SVCM(4, 4, 3, input_size=(4, 4)), "weight", (1, 4, 4, 4)),
+        ("CayleyConv", lambda: oc.CayleyConv(4, 4, 3, input_size=(4, 4)), "weight", (1, 4, 4, 4)),
     ]
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 @pytest.mark.parametrize("name, make, attr, shape", nan_layers(), ids=[n for n, *_ in nan_layers()])
 def test_non_finite_parameters_are_an_error_naming_the_layer(name, make, attr, shape, bad):
+    """Strict mode raises at the layer; by default the forward does not synchronize, its output is nan
+    everywhere, and the next host read (raise_failed_checks) names the layer; kernel() called by the user
+    raises at once."""
     layer = make()
     with torch.no_grad():
         getattr(layer, attr).view(-1)[0] = bad
+    x = torch.randn(*shape)
+    with pytest.raises(ValueError, match=name), oc.nn.strict_checks():
+        layer(x)
+    y = layer(x)
+    assert not torch.isfinite(y).any()
     with pytest.raises(ValueError, match=name):
-        layer(torch.randn(*shape))
+        oc.nn.raise_failed_checks()
+    oc.nn.raise_failed_checks()  # read once: the failure is forgotten
+    if name not in ("OSSN", "SVCM"):  # their kernel() is a rescaling of the parameter, nan where it is
+        with pytest.raises(ValueError, match=f"{name}|kernel has non-finite entries"):
+            layer.kernel()
+
+
+def test_a_failed_check_poisons_the_network_and_the_training_loss_read_names_it():
+    """The checks of a whole network defer to the loss read: no value from the faulty layer is finite."""
+    torch.manual_seed(0)
+    model = oc.networks.build("small", "bcop", 1, 8, 3)
+    with torch.no_grad():
+        model[1][1].pq_param.view(-1)[3] = math.inf
+    loss = model(torch.randn(2, 1, 8, 8)).square().sum()
+    loss.backward()
+    assert not torch.isfinite(loss)
+    with pytest.raises(ValueError, match="BCOP: the kernel has nan or inf"):
+        oc.nn.raise_failed_checks()
+
+
+def test_a_non_unitary_cayley_transform_is_poisoned_and_named():
+    """The one check that is not a finiteness check (Cayley's unitarity) defers the same way."""
+    torch.manual_seed(0)
+    layer = oc.CayleyConv(3, 3, 3, input_size=(4, 4), bias=False)
+    with torch.no_grad():
+        layer.weight.mul_(1e12)
+    y = layer(torch.randn(2, 3, 4, 4))
+    assert not torch.isfinite(y).any()
+    with pytest.raises(ValueError, match="CayleyConv: the Cayley transform is not unitary"):
+        oc.nn.raise_failed_checks()
+    with pytest.raises(ValueError, match="CayleyConv: the Cayley transform is not unitary"), oc.nn.strict_checks():
+        layer(torch.randn(2, 3, 4, 4))
 
 
 @pytest.mark.parametrize("dtype, scale", [(torch.float32, 1.5e38), (F64, 8e307)])
@@ -115,3 +156,13 @@ def test_float64_on_one_side_under_autocast_is_named(make, shape, layer_dtype, x
     layer = make(layer_dtype)
     with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(TypeError, match="autocast does not cast float64"):
         layer(torch.randn(*shape, dtype=x_dtype))
+
+
+def test_a_failed_check_inside_torch_func_is_poisoned():
+    """torch.func's transforms can neither read nor record a value: the output is non-finite, nothing raises."""
+    layer = oc.BCOP(3, 3, 3)
+    with torch.no_grad():
+        layer.h_param[0, 0] = math.nan
+    x = torch.randn(2, 3, 4, 4)
+    y, tangent = torch.func.jvp(layer, (x,), (torch.ones_like(x),))
+    assert not torch.isfinite(y).any() and not torch.isfinite(tangent).any()

@@ -131,7 +131,7 @@ def test_convnet_structure_matches_prach_et_al():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(arch="huge"), "arch must be one of"),
-    (dict(layer="lot"), "layer must be one of"),
+    (dict(layer="eco"), "layer must be one of"),
     (dict(activation="tanh"), "activation must be one of"),
     (dict(image_size=30), "divisible by 4"),
     (dict(num_classes=1), "at least 2"),

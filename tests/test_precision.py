@@ -10,13 +10,15 @@ import torch
 
 import orthoconv as oc
 
-from layer_zoo import LAYERS, build, example_input
+from layer_zoo import LAYERS, SIZED, build, example_input, kernel_of
 
 HALF = [torch.float16, torch.bfloat16]
 
 
 def derived(layer):
     """The tensor each layer builds from its parameters for its forward."""
+    if type(layer).__name__ in SIZED:
+        return layer.transfer(LAYERS[type(layer).__name__][1][1:])
     if isinstance(layer, oc.CayleyConv):
         return layer.transfer()
     if isinstance(layer, oc.SOC):
@@ -39,8 +41,10 @@ def test_autocast_builds_the_kernel_in_the_parameters_precision(name):
             inside, y_low = derived(layer), layer(x)
     assert inside.dtype == outside.dtype and torch.equal(inside, outside)
     assert torch.allclose(y_low.float(), y, rtol=0.05, atol=0.05 * float(y.abs().max()))
-    if name not in ("CayleyConv", "SOC", "OrthogonalLinear"):  # these do not run a conv2d
+    if name not in ("CayleyConv", "SOC", "OrthogonalLinear", "CPL", "SLL", *SIZED):  # these do not run a conv2d
         assert y_low.dtype == torch.bfloat16  # the convolution itself runs low
+    if name in ("CPL", "SLL"):  # x - (a low-precision correction): the sum keeps the input's dtype
+        assert y_low.dtype == x.dtype
 
 
 def test_autocast_bcop_kernel_is_orthogonal_to_float32_precision():
@@ -63,8 +67,8 @@ def test_half_layers_build_in_float32_and_round_the_kernel(name, dtype):
     assert all(p.grad.dtype == dtype and bool(torch.isfinite(p.grad).all()) for p in layer.parameters())
     reference = build(name)
     reference.load_state_dict(layer.state_dict())  # the half-rounded parameters, in float32
-    assert layer.kernel().dtype == dtype
-    assert torch.equal(layer.kernel(), reference.kernel().to(dtype))
+    assert kernel_of(layer, name).dtype == dtype
+    assert torch.equal(kernel_of(layer, name), kernel_of(reference, name).to(dtype))
 
 
 @pytest.mark.parametrize("dtype, bound", [(torch.float16, 1e-3), (torch.bfloat16, 8e-3)])

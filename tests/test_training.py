@@ -145,7 +145,7 @@ def test_cli_train_writes_checkpoint_model_metrics_and_curves(tiny_mnist, tmp_pa
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--epochs", "0"], "positive integer"),
-    (["train", "--layer", "lot"], "invalid choice"),
+    (["train", "--layer", "eco"], "invalid choice"),
     (["train", "--dataset", "mnist", "--out", "{out}"], "data_dir"),
     (["train", "--train-eps", "-1", "--out", "{out}"], "train_eps"),
 ])

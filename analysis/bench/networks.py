@@ -1,18 +1,22 @@
-"""Training throughput of whole networks (a benchmark, not a test): BCOP against the same network
-with plain ``nn.Conv2d``, timed interleaved in one process.
+"""Training throughput of whole networks (a benchmark, not a test): orthoconv's layers against the same
+network with plain ``nn.Conv2d``, timed interleaved in one process.
 
 For each architecture (the paper's Small and Large) and input shape (MNIST 1x28x28, and with
-``--cifar`` CIFAR-10 3x32x32), four versions of the same network train with Adam on random batches
-of ``--batch`` images: ``conv`` (each convolution a plain ``nn.Conv2d``, circular padding, no
-constraint: the baseline), ``conv+sn`` (spectrally normalized, orthoconv's ``conv`` layer), ``bcop``,
-and ``aoc`` (orthogonium's ``AdaptiveOrthoConv2d`` in place of each convolution) when orthogonium is
-installed. Linear layers, activations and downsampling are the same in all four. One round runs
-``--steps`` training steps of each version in turn; the table gives the median time per step over
-``--rounds`` rounds, the time for 4,000 images (an MNIST-5k epoch), the ratio to ``conv``, and flags a
-row ``noisy`` when its rounds spread (interquartile range / median) by more than 20%. The load
-average is recorded before and after: timings on a loaded machine are labelled as such.
+``--cifar`` CIFAR-10 3x32x32), versions of the same network train with Adam on random batches of
+``--batch`` images: ``conv`` (each convolution a plain ``nn.Conv2d``, circular padding, no constraint:
+the baseline), ``conv+sn`` (spectrally normalized, orthoconv's ``conv`` layer), one per layer of
+``--layers`` (default ``bcop``; ``all`` for every layer), and ``aoc`` (orthogonium's
+``AdaptiveOrthoConv2d`` in place of each convolution) when orthogonium is installed. Linear layers,
+activations and downsampling are the same in all. One round runs ``--steps`` training steps of each
+version in turn; the table gives the median time per step over ``--rounds`` rounds, the time for 4,000
+images (an MNIST-5k epoch), the ratio to ``conv``, and flags a row ``noisy`` when its rounds spread
+(interquartile range / median) by more than 20%. Per version, one more forward and backward is
+counted (:func:`orthoconv.nn.dispatch.count_dispatch`): its aten operations (each at least one kernel
+launch on a GPU) and host synchronizations (Adam's update, the same for every version, is left out);
+on CUDA the peak memory of a training step. The load average is recorded before and after: timings on a loaded
+machine are labelled as such.
 
-``python -m analysis.bench.networks [--quick] [--cifar] [--device DEV] [--threads N] [--json FILE]``
+``python -m analysis.bench.networks [--quick] [--cifar] [--layers L ...] [--device DEV] [--threads N] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from torch import nn
 from orthoconv.cli.args import Parser, positive_int
 from orthoconv.cli.args import device as device_type
 from orthoconv.io import device_name, format_table, load_average, run_metadata, write_json
-from orthoconv.networks import build
+from orthoconv.networks import CONV_LAYERS, build
+from orthoconv.nn.dispatch import count_dispatch
 
 TRAIN_IMAGES = 4000
 NOISY = 0.2
@@ -63,10 +68,10 @@ def aoc_network(arch: str, channels: int, side: int) -> nn.Module | None:
     return model
 
 
-def variants(arch: str, channels: int, side: int) -> dict[str, nn.Module | str]:
+def variants(arch: str, channels: int, side: int, layers: list[str]) -> dict[str, nn.Module | str]:
     torch.manual_seed(0)
-    found = {"conv": plain_conv_network(arch, channels, side), "conv+sn": build(arch, "conv", channels, side, 10),
-             "bcop": build(arch, "bcop", channels, side, 10)}
+    found = {"conv": plain_conv_network(arch, channels, side), "conv+sn": build(arch, "conv", channels, side, 10)}
+    found.update({layer: build(arch, layer, channels, side, 10) for layer in layers if layer != "conv"})
     try:
         aoc = aoc_network(arch, channels, side)
     except Exception as err:  # a peer layer that cannot take this shape: reported, not fatal
@@ -77,15 +82,18 @@ def variants(arch: str, channels: int, side: int) -> dict[str, nn.Module | str]:
 
 
 def step_function(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """``(step, forward_backward)``: a training step with Adam, and its forward and backward alone."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
-    def step() -> None:
-        loss = F.multi_margin_loss(model(x), y, margin=2.2)
+    def forward_backward() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        F.multi_margin_loss(model(x), y, margin=2.2).backward()
+
+    def step() -> None:
+        forward_backward()
         optimizer.step()
 
-    return step
+    return step, forward_backward
 
 
 def time_rounds(steps: dict, n_steps: int, rounds: int, device: torch.device) -> dict[str, list[float]]:
@@ -115,23 +123,39 @@ def spread(values: list[float]) -> float | None:
     return (q[2] - q[0]) / statistics.median(values)
 
 
-def bench_rows(arch: str, channels: int, side: int, batch: int, n_steps: int, rounds: int, device) -> list[dict]:
-    models = variants(arch, channels, side)
+def count_step(step, forward_backward, device: torch.device) -> dict:
+    """aten operations and host synchronizations of one forward and backward (the network's own: Adam's
+    update is the same for every layer); the peak memory of a training step on CUDA (MiB)."""
+    with count_dispatch() as count:
+        forward_backward()
+    peak = None
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    return {"aten_ops": count.ops, "host_syncs": count.syncs, "peak_mib": peak}
+
+
+def bench_rows(arch: str, channels: int, side: int, batch: int, n_steps: int, rounds: int, device,
+               layers: list[str]) -> list[dict]:
+    models = variants(arch, channels, side, layers)
     g = torch.Generator().manual_seed(1)
     x = torch.rand(batch, channels, side, side, generator=g).to(device)
     y = torch.randint(0, 10, (batch,), generator=g).to(device)
-    steps, failed = {}, {}
+    steps, passes, failed = {}, {}, {}
     for name, model in models.items():
         if isinstance(model, str):
             failed[name] = model
             continue
         try:
             model.to(device).train()
-            steps[name] = step_function(model, x, y)
+            steps[name], passes[name] = step_function(model, x, y)
             steps[name]()
         except Exception as err:  # a peer layer that cannot take this shape: reported, not fatal
             failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:80]}"
             steps.pop(name, None)
+    counts = {name: count_step(step, passes[name], device) for name, step in steps.items()}
     times = time_rounds(steps, n_steps, rounds, device)
     base = statistics.median(times["conv"])
     rows = []
@@ -140,14 +164,15 @@ def bench_rows(arch: str, channels: int, side: int, batch: int, n_steps: int, ro
         rows.append({"arch": arch, "input": f"{channels}x{side}x{side}", "batch": batch, "network": name,
                      "ms_per_step": 1000 * median, "s_per_4k_images": median * math.ceil(TRAIN_IMAGES / batch),
                      "ratio_to_conv": median / base, "spread": scatter,
-                     "noisy": "n/a" if scatter is None else scatter > NOISY})
+                     "noisy": "n/a" if scatter is None else scatter > NOISY, **counts[name]})
     for name, reason in failed.items():
         rows.append({"arch": arch, "input": f"{channels}x{side}x{side}", "batch": batch, "network": name,
                      "error": reason})
     return rows
 
 
-COLUMNS = ["arch", "input", "batch", "network", "ms_per_step", "s_per_4k_images", "ratio_to_conv", "spread", "noisy"]
+COLUMNS = ["arch", "input", "batch", "network", "ms_per_step", "s_per_4k_images", "ratio_to_conv", "spread", "noisy",
+           "aten_ops", "host_syncs", "peak_mib"]
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -156,6 +181,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--cifar", action="store_true", help="also the CIFAR-10 shape 3x32x32")
     parser.add_argument("--only-cifar", action="store_true", help="only the CIFAR-10 shape (the GPU check)")
     parser.add_argument("--archs", nargs="+", choices=("small", "large"), default=["small", "large"])
+    parser.add_argument("--layers", nargs="+", choices=(*CONV_LAYERS, "all"), default=["bcop"],
+                        help="orthoconv layers to time beside conv and conv+sn (default: bcop; all: every layer)")
     parser.add_argument("--batch", type=positive_int, default=128, help="batch size (default %(default)s)")
     parser.add_argument("--steps", type=positive_int, default=4, help="steps per round (default %(default)s)")
     parser.add_argument("--rounds", type=positive_int, default=7, help="timed rounds (default %(default)s)")
@@ -167,12 +194,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     archs = ["small"] if args.quick else args.archs
+    layers = [layer for layer in CONV_LAYERS if layer != "conv"] if "all" in args.layers else args.layers
     rounds, steps = (2, 2) if args.quick else (args.rounds, args.steps)
     shapes = [] if args.only_cifar else [(1, 28)]
     shapes += [(3, 32)] if args.cifar or args.only_cifar else []
     before = load_average()
     rows = [row for arch in archs for channels, side in shapes
-            for row in bench_rows(arch, channels, side, args.batch, steps, rounds, device)]
+            for row in bench_rows(arch, channels, side, args.batch, steps, rounds, device, layers)]
     after = load_average()
     print(f"device {device_name(device)}, {torch.get_num_threads()} threads; load average before {before}, "
           f"after {after} (on a loaded machine every row is slower, the ratios less so)")

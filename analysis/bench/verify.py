@@ -69,7 +69,7 @@ def peak_memory_gb() -> float:
 
 
 def main(argv=None, prog=None) -> int:
-    parser = experiment_parser("bench_verify", __doc__.splitlines()[0], prog)
+    parser = experiment_parser("bench_verify", __doc__.splitlines()[0], prog or "python -m analysis.bench.verify")
     parser.add_argument("--size", type=int, default=224, help="image side (default 224)")
     parser.add_argument("--lower-steps", type=int, default=5, help="steps of the empirical lower bound")
     args = parser.parse_args(argv)

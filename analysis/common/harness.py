@@ -27,7 +27,7 @@ from orthoconv.io.figures import pyplot
 
 def experiment_parser(name: str, description: str, prog: str | None = None) -> argparse.ArgumentParser:
     """``--seed``, ``--quick``, ``--out`` (default ``results/NAME``) and ``--workers``; errors are one line."""
-    parser = Parser(prog=prog or f"python -m analysis.{name}", description=description)
+    parser = Parser(prog=prog or f"python -m analysis.experiments.{name}", description=description)
     parser.add_argument("--seed", type=seed_type, default=0, help="base random seed (default 0)")
     parser.add_argument("--quick", action="store_true", help="a reduced run that finishes in seconds")
     parser.add_argument("--out", type=Path, default=Path("results") / name, help=f"output folder (default results/{name})")

@@ -36,6 +36,7 @@ from orthoconv.networks import ARCHITECTURES, CONV_LAYERS
 from ..common.harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 
 LAYERS = ("bcop", "rko", "ossn", "svcm", "cayley", "soc", "conv")
+LAYERS += ("lot", "bro")
 EPS = (0.5, 1.0, 1.58)
 PAPER_MNIST = {"small": (97.54, 45.84), "large": (98.77, 56.66)}  # Li et al. 2019, Table 2: clean / certified at 1.58
 ROW = "row.json"  # a finished layer's row, reused when the experiment is run again with the same settings

@@ -38,6 +38,7 @@ from orthoconv.cli.args import device as device_type
 from orthoconv.cli.args import fail, positive_int
 from orthoconv.data import MissingDataError, mnist5k_path
 from orthoconv.io import format_table, load_average, run_metadata, write_json
+from orthoconv.networks import CONV_LAYERS
 from orthoconv.wasserstein import (
     CRITIC_LAYERS,
     blank_vs_square,
@@ -203,8 +204,8 @@ def _names(allowed: tuple[str, ...], what: str):
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = experiment_parser("wasserstein", __doc__.splitlines()[0], prog)
-    parser.add_argument("--layers", type=_names(LAYERS, "--layers"), default=list(LAYERS),
-                        help=f"critics to run (default all: {','.join(LAYERS)})")
+    parser.add_argument("--layers", type=_names((*CONV_LAYERS, "mlp"), "--layers"), default=list(LAYERS),
+                        help=f"critics to run, any of {','.join((*CONV_LAYERS, 'mlp'))} (default: {','.join(LAYERS)})")
     parser.add_argument("--problems", type=_names(PROBLEMS, "--problems"), default=list(PROBLEMS),
                         help=f"problems to run (default all: {','.join(PROBLEMS)})")
     parser.add_argument("--steps", type=positive_int,

@@ -21,6 +21,8 @@ BENCHMARKS = {
     "spectrum": "orthoconv.analysis.bench.spectrum",
     "verify": "orthoconv.analysis.bench.verify",
     "networks": "orthoconv.analysis.bench.networks",
+    "layers": "orthoconv.analysis.bench.layers",
+    "residual": "orthoconv.analysis.bench.residual",
 }
 PROOFS = "orthoconv.proofs.cli"
 

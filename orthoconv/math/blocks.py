@@ -9,6 +9,7 @@ product of the kernels (Li et al. 2019, Sec. 3; Sedghi et al. 2019).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -38,6 +39,15 @@ def _as_stack(Ms: Tensor | Sequence[Tensor], like: Tensor) -> Tensor:
     return torch.stack(Ms) if Ms else like.new_zeros(0, *like.shape[-2:])
 
 
+def block_taps(P: Tensor, Q: Tensor) -> Tensor:
+    """The block kernels ``(..., c, c, 4)`` of stacks of ``P`` and ``Q`` (``(..., c, c)`` each), taps
+    ``[0, 0], [0, 1], [1, 0], [1, 1]`` of :func:`block_kernel` flattened last, in one batched product ``P Q``."""
+    PQ = torch.bmm(P, Q) if P.dim() == 3 else P @ Q
+    Q_PQ = Q - PQ  # (I - P) Q
+    eye = torch.eye(P.shape[-1], dtype=P.dtype, device=P.device)
+    return torch.stack([PQ, P - PQ, Q_PQ, eye - P - Q_PQ], dim=-1)
+
+
 def block_kernel(P: Tensor, Q: Tensor) -> Tensor:
     """The 2x2 block kernel ``B(P, Q)`` of shape ``(c, c, 2, 2)``.
 
@@ -47,10 +57,7 @@ def block_kernel(P: Tensor, Q: Tensor) -> Tensor:
     """
     _check_square_stack(P, "P")
     _check_square_stack(Q, "Q", P.shape[-1])
-    eye = torch.eye(P.shape[-1], dtype=P.dtype, device=P.device)
-    PQ = P @ Q
-    taps = torch.stack([PQ, P - PQ, Q - PQ, eye - P - Q + PQ], dim=-1)
-    return taps.unflatten(-1, (2, 2))
+    return block_taps(P, Q).unflatten(-1, (2, 2))
 
 
 def compose_kernels(W1: Tensor, W2: Tensor) -> Tensor:
@@ -92,15 +99,15 @@ def transfer_function(kernel: Tensor, z1, z2) -> Tensor:
     return torch.einsum("...p,...q,oipq->...oi", powers1, powers2, kernel.to(cdtype))
 
 
-def _right_multiply_factor(X: Tensor, P: Tensor, axis: int) -> Tensor:
-    """Taps-first kernel ``X`` (kh, kw, c_out, c) of ``K_X(z) (P + (I - P) z_axis)``, axis 0 for z1, 1 for z2.
-
-    ``X(z) P + z X(z)(I - P)``: with ``Y = X P`` tap by tap, the new kernel is ``Y`` plus
-    ``X - Y`` shifted by one tap along ``axis``; one batched matmul over all taps.
-    """
-    Y = X @ P
-    zeros = X.new_zeros(1, X.shape[1], *X.shape[2:]) if axis == 0 else X.new_zeros(X.shape[0], 1, *X.shape[2:])
-    return torch.cat([Y, zeros], dim=axis) + torch.cat([zeros, X - Y], dim=axis)
+def _polynomial_products(A: Tensor, B: Tensor) -> Tensor:
+    """Kernels ``(m, c, c, (2a - 1)^2)`` (taps flattened last) of ``K_A(z) K_B(z)`` for ``m`` pairs of kernels
+    ``(m, c, c, a^2)``: every product of a tap of ``A`` with a tap of ``B`` in one batched matmul, summed into
+    tap ``(p1 + p2, q1 + q2)`` of the product by one ``fold`` (col2im: the polynomial product's sums, exact)."""
+    m, c, taps = A.shape[0], A.shape[1], A.shape[-1]
+    a = math.isqrt(taps)
+    products = torch.bmm(A.transpose(-2, -1).reshape(m, c * taps, c), B.reshape(m, c, c * taps))
+    columns = products.view(m, c, taps, c, taps).permute(0, 1, 3, 4, 2).reshape(m, c * c * taps, taps)
+    return F.fold(columns, (2 * a - 1, 2 * a - 1), (a, a)).view(m, c, c, (2 * a - 1) ** 2)
 
 
 def bcop_kernel(H: Tensor, Ps: Tensor | Sequence[Tensor], Qs: Tensor | Sequence[Tensor]) -> Tensor:
@@ -108,9 +115,12 @@ def bcop_kernel(H: Tensor, Ps: Tensor | Sequence[Tensor], Qs: Tensor | Sequence[
 
     ``H`` is a ``(c, c)`` matrix (orthogonal for an orthogonal convolution) and ``Ps``, ``Qs`` hold
     ``k - 1`` matrices ``(c, c)`` each (symmetric projectors for an orthogonal convolution).
-    ``k = 1`` (no projectors) gives the 1x1 kernel ``H``. Each block factorizes as
-    ``(P + (I - P) z1)(Q + (I - Q) z2)``, so the product is built one linear factor at a time,
-    each step one batched matmul over the taps accumulated so far (Li et al. 2019, Eq. 6).
+    ``k = 1`` (no projectors) gives the 1x1 kernel ``H``. The ``k - 1`` block kernels are built in one
+    batched product (:func:`block_taps`), then multiplied pairwise as matrix polynomials, every pair of a
+    level in one batched product and one ``fold`` (:func:`_polynomial_products`; an odd count is completed by the
+    identity, whose zero taps are dropped at the end), ``ceil(log2(k - 1))`` levels; finally ``H``
+    multiplies every tap (Li et al. 2019, Eq. 6). Memory: the top level holds ``a^4 c^2`` tap products,
+    ``a = 2^(levels - 1) + 1``.
     """
     _check_square_stack(H, "H")
     c = H.shape[-1]
@@ -118,11 +128,17 @@ def bcop_kernel(H: Tensor, Ps: Tensor | Sequence[Tensor], Qs: Tensor | Sequence[
     Qs = _as_stack(Qs, H)
     if Ps.shape[0] != Qs.shape[0]:
         raise ValueError(f"Ps and Qs must hold the same number of projectors, got {Ps.shape[0]} and {Qs.shape[0]}")
-    if Ps.shape[0]:
-        _check_square_stack(Ps, "Ps", c)
-        _check_square_stack(Qs, "Qs", c)
-    taps = H[None, None]
-    for P, Q in zip(Ps, Qs):
-        taps = _right_multiply_factor(taps, P, axis=0)
-        taps = _right_multiply_factor(taps, Q, axis=1)
-    return taps.permute(2, 3, 0, 1)
+    if Ps.shape[0] == 0:
+        return H[:, :, None, None]
+    _check_square_stack(Ps, "Ps", c)
+    _check_square_stack(Qs, "Qs", c)
+    k = Ps.shape[0] + 1
+    taps = block_taps(Ps, Qs)
+    while taps.shape[0] > 1:
+        if taps.shape[0] % 2:
+            eye = torch.eye(c, dtype=H.dtype, device=H.device)[None, :, :, None]
+            taps = torch.cat([taps, F.pad(eye, (0, taps.shape[-1] - 1))])
+        taps = _polynomial_products(*taps.unflatten(0, (-1, 2)).unbind(1))
+    a = math.isqrt(taps.shape[-1])
+    kernel = (H @ taps.view(c, -1)).view(c, c, a, a)
+    return kernel if a == k else kernel[..., :k, :k]  # the identities' zero taps beyond k dropped

@@ -53,74 +53,69 @@ def binary_scale(A: Tensor) -> Tensor:
     """
     if A.numel() == 0:
         return A.new_ones(*A.shape[:-2], 1, 1)
-    _, exponent = torch.frexp(A.detach().abs().amax(dim=(-2, -1), keepdim=True))
+    _, exponent = torch.frexp(torch.linalg.vector_norm(A.detach(), math.inf, dim=(-2, -1), keepdim=True))
     info = torch.finfo(A.dtype)
     low, high = math.ceil(math.log2(info.tiny)) + 1, math.floor(math.log2(info.max)) - 1
     return torch.exp2(exponent.to(A.dtype).clamp(low, high))
 
 
-def _damped_right_solve(X: Tensor, R: Tensor) -> Tensor:
-    """``X R (R^T R + delta I)^-1``: ``X R^-T`` where ``R`` is well conditioned, bounded where it is singular.
-
-    ``sqrt(delta) = 4 r eps``, the rounding level of an ``R`` of unit size. The normal matrix is never
-    formed: ``R~``, the triangular factor of ``[R; sqrt(delta) I]``, has ``R~^T R~ = R^T R + delta I`` and
-    singular values ``>= sqrt(delta)``, and two triangular solves apply its inverse.
-    """
-    r = R.shape[-1]
-    root = 4 * r * torch.finfo(R.dtype).eps
-    eye = torch.eye(r, dtype=R.dtype, device=R.device).expand(*R.shape[:-2], r, r)
-    damped = torch.linalg.qr(torch.cat([R, root * eye], dim=-2), mode="r").R
-    Z = torch.linalg.solve_triangular(damped, X @ R, upper=True, left=False)
-    return torch.linalg.solve_triangular(damped.mT, Z, upper=False, left=False)
-
-
 def _right_solve(X: Tensor, R: Tensor) -> Tensor:
-    """``X R^-T`` by one triangular solve wherever every pivot of ``R`` exceeds ``4 r eps`` (the rounding level
-    of an ``R`` of unit size), and by :func:`_damped_right_solve` for the matrices where one does not.
+    """``X R^-T`` for ``(..., n, r)``, ``(..., r, r)`` (``R`` upper triangular, ``diag R >= 0``, of unit size by
+    :func:`binary_scale`), finite for every ``R``: one triangular solve with ``R + eps I``, after zeroing the
+    columns of ``X`` whose pivot ``R_jj`` is at most ``4 r eps`` (numerically zero: rank deficiency).
 
-    The plain solve is backward stable (error about ``cond(R) eps``); the damped one goes through
-    ``R^T R`` and loses accuracy like ``cond(R)^2 eps``, so it is kept for the numerically singular ``R``
-    it exists for. Both are computed and selected per matrix, without a data-dependent branch.
+    Where every pivot exceeds ``4 r eps`` the shift changes the result by a relative ``eps ||R^-1||``, the
+    order of the solve's own rounding error (``cond(R) eps``): as accurate as the plain solve. Where one
+    does not, that column's gradient is 0 (the direction is undefined there) and, the triangular solve
+    running from the last column, it does not enter the others; the gain is at most ``1 / (4 r eps)``.
     """
     r = R.shape[-1]
-    pivots = torch.diagonal(R, dim1=-2, dim2=-1).abs().amin(dim=-1)[..., None, None]
-    safe = pivots > 4 * r * torch.finfo(R.dtype).eps
+    eps = torch.finfo(R.dtype).eps
+    X = X * (torch.diagonal(R, dim1=-2, dim2=-1) > 4 * r * eps).unsqueeze(-2)
     eye = torch.eye(r, dtype=R.dtype, device=R.device)
-    exact = torch.linalg.solve_triangular(torch.where(safe, R, eye).mT, X, upper=False, left=False)
-    return torch.where(safe, exact, _damped_right_solve(X, R))
+    return torch.linalg.solve_triangular(torch.add(R, eye, alpha=eps).mT, X, upper=False, left=False)
 
 
 class _QRFrame(torch.autograd.Function):
-    """``(Q, R, scale)`` of ``A / scale = Q R`` with ``diag R >= 0``; the backward of :func:`qr_orthogonal`
-    (``R`` and ``scale`` are outputs only to be saved: the forward/setup_context split that torch.func's
-    transforms (vmap, jacrev) need)."""
+    """``(Q, R, scale)`` of ``A / scale = Q R`` with ``diag R >= 0``, ``Q``'s columns outside ``mask`` zeroed; the
+    backward of :func:`qr_orthogonal` (``R`` and ``scale`` are outputs only to be saved: the forward/setup_context
+    split that torch.func's transforms (vmap, jacrev) need)."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(A: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         scale = binary_scale(A)
         Q, R = torch.linalg.qr(A / scale, mode="reduced")
-        sign = torch.where(torch.diagonal(R, dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(A.dtype)
+        keep = A.new_ones(()) if mask is None else mask.squeeze(-2)
+        sign = torch.where(torch.diagonal(R, dim1=-2, dim2=-1) < 0, -keep, keep)
         return Q * sign.unsqueeze(-2), R * sign.unsqueeze(-1), scale
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
         Q, R, scale = output
         ctx.mark_non_differentiable(R, scale)
+        ctx.set_materialize_grads(False)  # no zero gradients built for R and scale
         ctx.save_for_backward(Q, R, scale)
 
     @staticmethod
-    def backward(ctx, grad: Tensor, _grad_R=None, _grad_scale=None) -> Tensor:
-        Q, R, scale = ctx.saved_tensors
+    def backward(ctx, grad: Tensor, _grad_R=None, _grad_scale=None) -> tuple[Tensor, None]:
+        Q, R, scale = ctx.saved_tensors  # masked columns: zero in Q, zero pivots (dropped by _right_solve)
+        if grad is None:
+            return None, None
         if R.shape[-1] == 0:
-            return torch.zeros_like(Q)
-        QtG = Q.mT @ grad
-        B = grad - Q @ QtG + Q @ (QtG - QtG.mT).tril(-1)
-        return _right_solve(B, R) / scale
+            return torch.zeros_like(Q), None
+        shape = Q.shape
+        if Q.dim() > 3:
+            Q, R, grad = (t.reshape(-1, *t.shape[-2:]) for t in (Q, R, grad))
+        product = torch.mm if Q.dim() == 2 else torch.bmm
+        QtG = product(Q.mT, grad)
+        B = grad - product(Q, QtG - (QtG - QtG.mT).tril(-1))
+        solved = _right_solve(B, R)
+        return (solved if solved.shape == shape else solved.view(shape)) / scale, None
 
 
-def qr_orthogonal(A: Tensor) -> Tensor:
+def qr_orthogonal(A: Tensor, mask: Tensor | None = None) -> Tensor:
     """Orthonormal columns by Householder QR with the sign fix ``Q <- Q diag(sign(diag R))``.
 
     The sign fix makes the map unique (and continuous) wherever ``A`` has full column rank, so
@@ -129,18 +124,24 @@ def qr_orthogonal(A: Tensor) -> Tensor:
     columns (the map is discontinuous there, not undefined). The map is invariant under positive
     scaling, and ``A`` is divided by :func:`binary_scale` first.
 
+    ``mask`` (optional, ``(..., 1, r)`` of 0 and 1, each row ones then zeros): frames of different widths
+    in one batched call. Column ``j`` of the result is zeroed where ``mask`` is 0, and the kept leading
+    columns are exactly ``qr_orthogonal`` of the kept columns of ``A`` alone (Householder's first ``r_i``
+    reflectors see only the first ``r_i`` columns), values and gradients: the masked columns of ``A``
+    (zero padding, say) get a zero gradient and do not enter it.
+
     Gradient (from ``dA = dQ R + Q dR`` with ``Q^T dQ`` skew and ``dR R^-1`` upper triangular)::
 
         dL/dA = [(I - Q Q^T) G + Q tril(Q^T G - G^T Q, -1)] R^-T,      G = dL/dQ,
 
-    computed by one triangular solve with the normalized ``R`` wherever its pivots exceed ``4 r eps``
-    (:func:`_right_solve`: as accurate as torch's own QR backward), and, where ``R`` is numerically
-    singular, with ``R^-T`` replaced by the damped inverse ``R (R^T R + delta I)^-1``
-    (:func:`_damped_right_solve`, ``sqrt(delta) = 4 r eps``): the Tikhonov-regularized gradient, finite
-    and at most ``||B|| / (2 sqrt(delta))`` times ``2^-e``. At ``A = 0`` it is zero.
+    computed by one triangular solve with the normalized ``R`` shifted by ``eps I`` (:func:`_right_solve`: a
+    relative change of the order of the solve's own rounding wherever the pivots exceed ``4 r eps``, so as
+    accurate as torch's own QR backward there); a column whose pivot is numerically zero (rank deficiency)
+    gets gradient 0, and the others stay finite, at most ``||B|| / (4 r eps)`` times ``2^-e``. At ``A = 0``
+    it is zero.
     """
     _check_matrix(A, "A")
-    return _QRFrame.apply(A)[0]
+    return _QRFrame.apply(A, mask)[0]
 
 
 class _SkewExp(torch.autograd.Function):

@@ -2,10 +2,15 @@
 
 ``bcop`` (Li et al. 2019), ``rko`` (Cisse et al. 2017; Li et al. 2019), ``ossn`` (Miyato et al. 2018,
 convolution-aware), ``svcm`` (Sedghi et al. 2019), ``rkl2ne`` (Qian & Wegman 2019), ``cayley``
-(Trockman & Kolter 2021), ``soc`` (Singla & Feizi 2021) and ``conv``: a plain ``nn.Conv2d`` whose
+(Trockman & Kolter 2021), ``soc`` (Singla & Feizi 2021), ``lot`` (Xu et al. 2022) and ``bro`` (Lai et
+al. 2025), exact per frequency of the input's size, ``aol`` (Prach & Lampert 2022), ``cpl`` (Meunier et al.
+2022), ``sll`` (Araujo et al. 2023), ``sandwich`` (Wang & Manchester 2023) and ``conv``: a plain ``nn.Conv2d`` whose
 reshaped weight matrix is spectrally normalized by ``torch.nn.utils.parametrizations.spectral_norm``.
 That normalization does not bound the convolution's norm (up to ``sqrt(kh kw)`` more), which is why it
 is here: for contrast, and so that a measured Lipschitz constant has something to catch.
+
+The residual layers (CPL, SLL) keep their width: a change of width around one is a zero channel padding before
+it (an isometry) or the first channels after it (a coordinate projection), both 1-Lipschitz.
 
 A strided convolution is an invertible downsampling (a permutation, norm 1) followed by a stride-1
 layer of kernel ``ceil(k / s)`` on ``s^2`` times the channels (Li et al. 2019, Sec. 5).
@@ -18,9 +23,42 @@ import math
 from torch import nn
 
 from ..math.checks import image_size, positive_int
-from ..nn import BCOP, OSSN, RKL2NE, RKO, SOC, SVCM, CayleyConv, InvertibleDownsampling
+from ..nn import (
+    AOL,
+    BCOP,
+    BRO,
+    CPL,
+    LOT,
+    OSSN,
+    RKL2NE,
+    RKO,
+    SLL,
+    SOC,
+    SVCM,
+    CayleyConv,
+    InvertibleDownsampling,
+    Sandwich,
+)
+from ..nn.fixed import FirstChannels, ZeroChannelPad
 
 CONV_LAYERS = ("bcop", "rko", "ossn", "svcm", "rkl2ne", "cayley", "soc", "conv")
+CONV_LAYERS += ("lot", "bro", "aol", "cpl", "sll", "sandwich")
+RESIDUAL = {"cpl": CPL, "sll": SLL}
+
+
+def _residual(cls, in_channels: int, out_channels: int, kernel_size: int, **options) -> nn.Module:
+    """``cls`` on ``max(in_channels, out_channels)`` channels, zero-padded into or cut down to the widths. The
+    wrapper carries ``in_channels`` / ``out_channels`` like the convolutions it stands for."""
+    width = max(in_channels, out_channels)
+    layer = cls(width, width, kernel_size, **options)
+    if in_channels == out_channels:
+        return layer
+    if in_channels < out_channels:
+        wrapper = nn.Sequential(ZeroChannelPad(width), layer)
+    else:
+        wrapper = nn.Sequential(layer, FirstChannels(out_channels))
+    wrapper.in_channels, wrapper.out_channels = in_channels, out_channels
+    return wrapper
 
 
 def conv_layer(name: str, in_channels: int, out_channels: int, kernel_size: int, input_size, **options) -> nn.Module:
@@ -46,6 +84,16 @@ def conv_layer(name: str, in_channels: int, out_channels: int, kernel_size: int,
         return CayleyConv(**common, input_size=size, **options)
     if name == "soc":
         return SOC(**common, **options)
+    if name == "lot":
+        return LOT(**common, **options)
+    if name == "bro":
+        return BRO(**common, **options)
+    if name == "aol":
+        return AOL(**common, **options)
+    if name in RESIDUAL:
+        return _residual(RESIDUAL[name], in_channels, out_channels, kernel_size, **options)
+    if name == "sandwich":
+        return Sandwich(**common, **options)
     if name == "conv":
         padding_mode = options.pop("padding_mode", "circular")
         conv = nn.Conv2d(**common, padding="same", padding_mode=padding_mode, **options)

@@ -30,7 +30,7 @@ from ._args import (
     check_stride_padding,
     square_kernel_size,
 )
-from ._precision import check_finite, full_precision
+from ._precision import check_finite, full_precision, in_forward
 from .cache import cached_build
 
 EXTRA_STATE = "_extra_state"
@@ -48,6 +48,13 @@ class Configurable(nn.Module):
     """
 
     _runtime_options: tuple[str, ...] = ()
+
+    def __call__(self, *args, **kwargs):
+        """``nn.Module.__call__`` marked as a forward: kernel checks inside it defer (:mod:`._precision`)."""
+        if torch.compiler.is_compiling():
+            return super().__call__(*args, **kwargs)
+        with in_forward():
+            return super().__call__(*args, **kwargs)
 
     def config(self) -> dict:
         raise NotImplementedError
@@ -136,8 +143,8 @@ class KernelConv2d(Configurable):
         differentiable; built in full precision even under autocast (float32 for half parameters)."""
         def build() -> Tensor:
             kernel = self._kernel()
-            check_finite(kernel, f"{self._name}: the kernel has nan or inf entries (non-finite parameters, or "
-                         "parameters too large for its construction): it is undefined")
+            kernel = check_finite(kernel, f"{self._name}: the kernel has nan or inf entries (non-finite parameters, "
+                                  "or parameters too large for its construction): it is undefined")
             return kernel.to(self._dtype)
 
         return self._build("kernel", build)

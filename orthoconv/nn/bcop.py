@@ -16,10 +16,11 @@ from __future__ import annotations
 import operator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..math.blocks import bcop_kernel
-from ..math.orthogonal import orthogonal
+from ..math.orthogonal import orthogonal, qr_orthogonal
 from ._args import check_method
 from ._precision import full_precision, promote
 from .base import KernelConv2d
@@ -107,9 +108,10 @@ class BCOP(KernelConv2d):
         factory = {"device": device, "dtype": dtype}
         self.h_param = nn.Parameter(torch.empty(c, c, **factory))
         self.pq_param = nn.Parameter(torch.empty(2, self.kernel_size - 1, c, width, **factory))
-        columns = torch.arange(width, device=device)
-        mask = columns < torch.tensor(self.ranks, device=device)[..., None]
-        self.register_buffer("rank_mask", mask[:, :, None, :].to(self.pq_param.dtype), persistent=False)
+        # the kept columns of every frame (H, then P_1..P_{k-1}, Q_1..Q_{k-1}), zero-padded to c columns
+        ranks = torch.tensor([c, *self.ranks[0], *self.ranks[1]], device=device)
+        mask = torch.arange(c, device=device) < ranks[:, None]
+        self.register_buffer("frame_mask", mask[:, None, :].to(self.pq_param.dtype), persistent=False)
         self._init_bias(bias, **factory)
 
     def reset_parameters(self) -> None:
@@ -118,18 +120,34 @@ class BCOP(KernelConv2d):
         nn.init.normal_(self.pq_param)
         super().reset_parameters()
 
+    def frames(self) -> Tensor:
+        """``(2k - 1, c, c)`` in working precision: ``H``, then the orthonormal frames ``U`` of ``P_1 .. P_{k-1}``,
+        ``Q_1 .. Q_{k-1}`` (first ``rank`` columns kept, the others zero). ``method="qr"`` builds all of them
+        in one batched QR (the parameters zero-padded to ``c`` columns, :func:`qr_orthogonal`'s ``mask``:
+        Householder QR keeps the first r columns' span)."""
+        h, pq = promote(self.h_param), promote(self.pq_param)
+        mask = promote(self.frame_mask)
+        with full_precision(h.device):
+            if self.method == "qr":
+                padded = F.pad(pq.flatten(0, 1), (0, h.shape[-1] - pq.shape[-1]))
+                return qr_orthogonal(torch.cat([h[None], padded]), mask)
+            frames = orthogonal(pq, self.method).flatten(0, 1)
+            padded = F.pad(frames, (0, h.shape[-1] - pq.shape[-1]))
+            return torch.cat([orthogonal(h, self.method)[None], padded]) * mask
+
     def projectors(self) -> tuple[Tensor, Tensor]:
-        """``(Ps, Qs)``, each ``(k - 1, c, c)`` in working precision: ``U U^T`` with ``U`` the first ``rank``
-        orthonormal columns of the parameter (Householder QR keeps the first r columns' span)."""
-        with full_precision(self.pq_param.device):
-            U = orthogonal(promote(self.pq_param), self.method) * promote(self.rank_mask)
-            PQ = U @ U.transpose(-2, -1)
-        return PQ[0], PQ[1]
+        """``(Ps, Qs)``, each ``(k - 1, c, c)`` in working precision: ``U U^T``."""
+        U = self.frames()[1:]
+        PQ = torch.bmm(U, U.mT)
+        return PQ.chunk(2) if PQ.shape[0] else (PQ, PQ)
 
     def _kernel(self) -> Tensor:
-        Ps, Qs = self.projectors()
-        kernel = bcop_kernel(orthogonal(promote(self.h_param), self.method), Ps, Qs)
-        return kernel[: self.out_channels, : self.in_channels]  # KernelConv2d.kernel() checks it is finite
+        H, U = self.frames().split([1, 2 * (self.kernel_size - 1)])
+        Ps, Qs = torch.bmm(U, U.mT).chunk(2) if U.shape[0] else (U, U)
+        kernel = bcop_kernel(H[0], Ps, Qs)  # KernelConv2d.kernel() checks it is finite
+        if kernel.shape[:2] == (self.out_channels, self.in_channels):
+            return kernel
+        return kernel[: self.out_channels, : self.in_channels]
 
     def lipschitz_bound(self, input_size=None) -> float:
         """A certified bound on the layer's operator norm (bias excluded), float64.

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..math.checks import image_size
-from ..math.spectral import frequency_response
+from ..math.spectral.transfer import _half_spectrum
 from ._precision import check_finite, check_true, full_precision, promote
 from .base import KernelConv2d
 from .norms import kernel_bound
@@ -44,14 +44,14 @@ def cayley_transfer(V: Tensor, input_size) -> Tensor:
     if not isinstance(V, Tensor) or V.dim() != 4 or V.shape[0] != V.shape[1]:
         raise ValueError(f"V must be a square-channel kernel (c, c, kh, kw), got {getattr(V, 'shape', V)!r}")
     H, W = image_size(input_size)
-    Vhat = frequency_response(V, (H, W))
+    Vhat = _half_spectrum(V, H, W)  # no host check: the layer checks V (orthoconv.nn._precision)
     A = Vhat - Vhat.mH
     # at the self-conjugate frequencies (0 or Nyquist on both axes) the inverse real FFT keeps only the real
     # part of Q: A must be exactly real there, not real up to the FFT's rounding (sin(pi) != 0), which the
     # Cayley transform amplifies by ||A|| near its zero eigenvalue
     A = torch.where(_self_conjugate(H, W, A.device)[..., None, None], A.real.to(A.dtype), A)
     eye = torch.eye(V.shape[0], dtype=A.dtype, device=A.device)
-    Q = torch.linalg.solve(eye + A, eye - A)
+    Q = torch.linalg.solve_ex(eye + A, eye - A).result  # a singular I + A leaves Q non-unitary: the layer checks
     for _ in range(POLISH_STEPS):
         Q = Q @ (1.5 * eye - 0.5 * (Q.mH @ Q))
     return Q
@@ -137,16 +137,13 @@ class CayleyConv(KernelConv2d):
         super().reset_parameters()
 
     def _transfer(self) -> Tensor:
-        check_finite(self.weight, "CayleyConv: the parameter has nan or inf entries")
-        try:
-            Q = cayley_transfer(promote(self.weight), self.input_size)
-        except torch.linalg.LinAlgError:
-            raise ValueError("CayleyConv: I + A is singular in floating point at these weights (too large for "
-                             f"{promote(self.weight).dtype}); rescale the parameter") from None
+        V = check_finite(promote(self.weight), "CayleyConv: the parameter has nan or inf entries")
+        Q = cayley_transfer(V, self.input_size)
         limit = 2e-12 if Q.dtype == torch.complex128 else 2e-5  # twice the promised max |sigma - 1|
-        check_true(unitary_deviation(Q.detach()) <= limit,
-                   f"CayleyConv: the Cayley transform is not unitary to {limit / 2:g} at these weights (too large for "
-                   f"{Q.real.dtype}: the solve rounds to about eps ||A||); rescale the parameter or use float64")
+        Q = check_true(unitary_deviation(Q.detach()) <= limit,
+                       f"CayleyConv: the Cayley transform is not unitary to {limit / 2:g} at these weights (too "
+                       f"large for {Q.real.dtype}: the solve rounds to about eps ||A||, or I + A is singular); rescale "
+                       "the parameter or use float64", Q)
         return Q[..., : self.out_channels, : self.in_channels]
 
     def transfer(self) -> Tensor:

@@ -7,21 +7,29 @@ from collections.abc import Mapping
 from torch import nn
 
 from .activations import GroupSort, MaxMin
+from .aol import AOL
 from .bcop import BCOP
+from .bro import BRO
 from .cayley import CayleyConv
+from .cpl import CPL
 from .downsample import InvertibleDownsampling, StridedBCOP
 from .linear import OrthogonalLinear
+from .lot import LOT
 from .ossn import OSSN
 from .rkl2ne import RKL2NE
 from .rko import RKO
+from .sandwich import Sandwich
+from .sll import SLL
 from .soc import SOC
 from .svcm import SVCM
+from .upsample import BCOPTranspose
 
 LAYERS: dict[str, type[nn.Module]] = {
     cls.__name__: cls
     for cls in (BCOP, CayleyConv, GroupSort, InvertibleDownsampling, MaxMin, OSSN, OrthogonalLinear, RKL2NE, RKO,
                 SOC, SVCM, StridedBCOP)
 }
+LAYERS.update({cls.__name__: cls for cls in (AOL, BCOPTranspose, BRO, CPL, LOT, SLL, Sandwich)})
 
 
 def from_config(config: Mapping, **kwargs) -> nn.Module:

@@ -57,7 +57,8 @@ class OrthogonalLinear(Configurable):
     def _matrix(self) -> Tensor:
         with full_precision(self.param.device):
             matrix = orthogonal_matrix(promote(self.param), self.method)
-        check_finite(matrix, "OrthogonalLinear: the weight has nan or inf entries (non-finite parameters): undefined")
+        matrix = check_finite(matrix, "OrthogonalLinear: the weight has nan or inf entries (non-finite parameters): "
+                              "undefined")
         return matrix.to(self.param.dtype)
 
     def matrix(self) -> Tensor:

@@ -234,7 +234,7 @@ class SOC(KernelConv2d):
         if self.in_channels < c:
             x = F.pad(x, (0, 0, 0, 0, 0, c - self.in_channels))
         S = self.skew_kernel()
-        check_finite(S, "SOC: the skew kernel has nan or inf entries (non-finite parameters): the layer is undefined")
+        S = check_finite(S, "SOC: the skew kernel has nan or inf entries (non-finite parameters): the layer is undefined")
         y = soc_apply(x, S.to(self._dtype), self.terms, self.padding_mode)[:, : self.out_channels]
         return self._add_bias(y)
 

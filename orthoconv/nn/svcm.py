@@ -12,7 +12,7 @@ projections (clip, mask, clip, mask, ...) is the alternating-projection scheme o
 norm decreases toward the intersection (norm-<=-1 operators with the kernel's support) but reaches 1
 only in the limit, and slowly. :func:`svcm_project` runs ``rounds`` of it; :func:`svcm_history` and
 :func:`svcm_rounds_needed` measure it. ``orthoconv experiment svcm-rounds`` measured (float64, iid
-N(0, 1) kernels, exact FFT norm, c = 4..64, k = 3, 5, n = 8, 16; table in the README) ``sigma_max``
+N(0, 1) kernels, exact FFT norm, c = 4..64, k = 3, 5, n = 8, 16; table in docs/experiments/svcm-rounds.md) ``sigma_max``
 1.38..1.48 after one round, 1.026..1.036 after ten, and 30..88 rounds to reach 1.001,
 so the excess ``sigma_max - 1`` falls roughly like ``0.4 / rounds`` at first. The layer therefore
 reports its certified norm with :meth:`SVCM.lipschitz_bound` (the exact FFT norm), never assuming

@@ -4,7 +4,7 @@ From the BCOP paper (Li et al. 2019, MNIST; REFERENCES.md): Adam with exponentia
 ``gamma = 0.96235`` per epoch, batch 128, MaxMin activations, orthogonal linear layers, certificates
 at eps 0.5 / 1.0 / 1.58 (MNIST) and 36/255 (CIFAR-10). Where the defaults differ, it is because the
 offline training set has 4,000 images (32 steps an epoch instead of the paper's 469) and the default
-run must finish in minutes on two CPU cores; both choices were measured on MNIST-5k (README,
+run must finish in minutes on two CPU cores; both choices were measured on MNIST-5k (docs/robustness.md,
 "Certified robustness"): the learning rate is 3e-3 instead of 1e-3, the loss is the offset
 cross-entropy (Prach & Lampert 2022) instead of the paper's hinge (``loss="hinge"``), aiming at
 radius 1.25 on MNIST-like data (36/255 on CIFAR-10), and 40 epochs instead of 200.

@@ -31,6 +31,7 @@ from ..data import Dataset, load
 from ..io import load_average, progress, run_metadata, write_json
 from ..networks import LipschitzNetwork, build, read_record, save
 from ..networks import load as load_network
+from ..nn import raise_failed_checks
 from .config import TrainConfig
 from .curves import plot_history
 from .distributed import Context, setup, teardown
@@ -162,8 +163,10 @@ def _train_epoch(net: nn.Module, data: Dataset, optimizer, config: TrainConfig, 
 
 
 def _check_and_show(totals: torch.Tensor, bar, epoch: int) -> None:
-    """Show the running loss and accuracy (one device synchronization); stop on a non-finite loss."""
+    """Show the running loss and accuracy (one device synchronization); stop on a failed kernel check (the
+    layers defer theirs to this read, :func:`orthoconv.nn.raise_failed_checks`) or a non-finite loss."""
     loss_sum, correct, seen = totals.tolist()
+    raise_failed_checks()
     if not math.isfinite(loss_sum):
         raise ValueError(f"epoch {epoch + 1}: the training loss is {loss_sum}, not finite; lower --lr")
     bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.4f}")

@@ -88,7 +88,8 @@ def rebuild_layer(prefix: str, config: dict, state: dict) -> tuple[nn.Module, li
     kwargs = dict(config)
     kwargs.setdefault("bias", any(k == "bias" or k.endswith(".bias") for k in own))  # StridedBCOP: conv.bias
     layer = _loaded(kwargs, own, dtype)
-    if dtype in _HALF and callable(getattr(layer, "kernel", None)):
+    sized = getattr(layer, "kernel_depends_on_size", False)  # LOT, BRO: built in float32 for half parameters
+    if dtype in _HALF and callable(getattr(layer, "kernel", None)) and not sized:
         try:
             with torch.no_grad():
                 layer.kernel()

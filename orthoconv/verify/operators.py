@@ -6,6 +6,8 @@ and constant shifts do not count (``f(x) - f(y)`` removes them).
 
 - Convolutions (``nn.ConvNd``, ``nn.ConvTransposeNd``, orthoconv layers through ``kernel()`` with their
   own padding mode and configuration): :func:`orthoconv.spectral.module_spectrum`.
+- The nonlinear 1-Lipschitz layers (CPL, SLL, Sandwich: ``nonlinear = True``): their own certified
+  ``lipschitz_bound(input_size)`` on the image they receive (computed in float64 from their parameters).
 - ``nn.Linear`` / ``OrthogonalLinear``: the SVD of the matrix (applied per token, ``I (x) W`` has the same
   singular values). ``BatchNormNd`` in eval: the diagonal ``|gamma| / sqrt(running_var + eps)``.
 - Pooling: :mod:`orthoconv.verify.pooling`. Padding: a copy map, singular values ``sqrt(copies)``.
@@ -33,6 +35,7 @@ from torch import nn
 
 from ..math.spectral import module_spectrum
 from ..nn import (
+    BCOPTranspose,
     FirstChannels,
     GlobalMaxPool,
     GroupSort,
@@ -62,7 +65,7 @@ _MAX_POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.
 _PAD = (nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
         nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d,
         nn.ReplicationPad3d, nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d)
-CONV_TYPES = (nn.modules.conv._ConvNd, KernelConv2d, StridedBCOP)
+CONV_TYPES = (nn.modules.conv._ConvNd, KernelConv2d, StridedBCOP, BCOPTranspose)
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ def _conv_kernel(module: nn.Module) -> torch.Tensor | None:
     if isinstance(module, nn.modules.conv._ConvNd):
         return module.weight
     try:
+        if getattr(module, "kernel_depends_on_size", False):
+            return None
         return module.kernel()
     except ValueError:
         return None
@@ -232,6 +237,8 @@ def module_bound(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[
     """The :class:`OperatorBound` of ``module`` on one sample of shape ``in_shape`` (no batch dimension),
     whose output has ``out_shape``. Raises ``TypeError`` for a module it cannot bound."""
     name = type(module).__name__
+    if getattr(module, "nonlinear", False) and type(module).__module__.startswith("orthoconv.nn."):
+        return _own_bound(module, in_shape)
     if isinstance(module, CONV_TYPES):
         return conv_bound(module, in_shape, out_shape)
     if isinstance(module, OrthogonalLinear):
@@ -268,6 +275,15 @@ def module_bound(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[
     raise TypeError(f"no certified Lipschitz bound for a {name} module; supported: convolutions (nn.ConvNd, "
                     "nn.ConvTransposeNd, orthoconv layers), nn.Linear, OrthogonalLinear, BatchNorm (eval), pooling, "
                     "padding, known activations, GroupSort/MaxMin, Identity/Flatten/Dropout and permutations")
+
+
+def _own_bound(module: nn.Module, in_shape: tuple[int, ...]) -> OperatorBound:
+    """A nonlinear orthoconv layer: its ``lipschitz_bound`` on the spatial size it receives (certified, float64)."""
+    size = tuple(in_shape[1:])
+    with torch.no_grad():
+        bound = module.lipschitz_bound(size)
+    return OperatorBound(bound, False, False, f"{type(module).__name__}.lipschitz_bound on {size[0]}x{size[1]}",
+                         assumptions=(f"{module.padding_mode} padding",), config=module.config())
 
 
 def _fixed_bound(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> OperatorBound:

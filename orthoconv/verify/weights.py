@@ -133,9 +133,14 @@ def check_layer(name: str, layer: nn.Module, size: tuple[int, ...], tol: float |
     if any(not bool(torch.isfinite(p).all()) for p in params):
         row.verdict = NON_FINITE
         return row
+    if getattr(layer, "nonlinear", False):
+        return _check_nonlinear(row, layer, size, tol, stored)
     try:
         with torch.no_grad():
-            kernel = layer.kernel() if callable(getattr(layer, "kernel", None)) else None
+            if getattr(layer, "kernel_depends_on_size", False):  # LOT, BRO: the operator on this size
+                kernel = layer.kernel(_spatial(size, 2, name))
+            else:
+                kernel = layer.kernel() if callable(getattr(layer, "kernel", None)) else None
     except ValueError:
         kernel = None
     row.shape = tuple(kernel.shape) if kernel is not None else ()
@@ -156,6 +161,28 @@ def check_layer(name: str, layer: nn.Module, size: tuple[int, ...], tol: float |
     row.kind = isometry_kind(math.prod(spectrum.output_shape), math.prod(spectrum.input_shape))
     row.notes.append(f"kernel() with {getattr(layer, 'padding_mode', '?')} padding, {spectrum.method}")
     return _finish(row, spectrum.sigma_min, spectrum.sigma_max, tol, spectrum.exact, spectrum.sigma_max_lower)
+
+
+def _check_nonlinear(row: WeightRow, layer: nn.Module, size: tuple[int, ...], tol: float | None,
+                     stored: torch.dtype) -> WeightRow:
+    """A nonlinear 1-Lipschitz layer (CPL, SLL, Sandwich) is no linear map: its row is its certified Lipschitz
+    bound (``lipschitz_bound`` on the image, float64) against 1, kind ``1-Lipschitz``."""
+    spatial = _spatial(size, 2, row.name)
+    row.shape = tuple(layer.weight.shape)
+    row.kind, row.exact = "1-Lipschitz", False
+    row.tol = default_tolerance(stored) if tol is None else tol
+    try:
+        with torch.no_grad():
+            row.sigma_max = layer.lipschitz_bound(spatial)
+    except (ValueError, TypeError) as err:
+        row.verdict = "error"
+        row.notes.append("cannot check: " + " ".join(str(err).split()))
+        return row
+    row.max_deviation = row.sigma_max - 1
+    row.verdict = row.kind if row.sigma_max <= 1 + row.tol else "NOT 1-Lipschitz"
+    row.notes.append(f"nonlinear: certified Lipschitz bound on {'x'.join(map(str, spatial))} with "
+                     f"{layer.padding_mode} padding (lipschitz_bound), not singular values")
+    return row
 
 
 def _flag_unmatched_inputs(rows: list[tuple[WeightRow, int, int, bool]]) -> None:

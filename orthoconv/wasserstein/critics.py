@@ -5,7 +5,7 @@ no residual connections, no batch norm, circular padding, strided layers as an i
 downsampling (a permutation) followed by a stride-1 convolution, MaxMin / GroupSort activations
 (Anil et al. 2019) and orthogonal linear layers ending in a single output. Every convolution comes from
 :func:`orthoconv.networks.conv_layer` by name, so the same critic compares ``bcop``, ``rko``, ``ossn``,
-``svcm``, ``cayley``, ``soc``, ``rkl2ne`` and the spectrally normalized ``conv``.
+``svcm``, ``cayley``, ``soc``, ``rkl2ne``, ``lot``, ``bro`` and the spectrally normalized ``conv``.
 
 Whether a critic really is 1-Lipschitz is never assumed here: the estimator divides by the bound that
 :func:`orthoconv.wasserstein.critic_lipschitz` certifies for the trained weights. For ``conv`` that
@@ -23,6 +23,7 @@ from ..networks import conv_layer, strided_conv_layer
 from ..nn import GroupSort, OrthogonalLinear
 
 CRITIC_LAYERS = ("bcop", "rko", "ossn", "svcm", "cayley", "soc", "conv")
+CRITIC_LAYERS += ("lot", "bro")
 """The convolutions the Wasserstein experiment compares (any name of ``orthoconv.networks.CONV_LAYERS`` works)."""
 
 

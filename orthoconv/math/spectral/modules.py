@@ -4,7 +4,8 @@
 including ``"same"``/``"valid"``, padding mode, ``output_padding``), orthoconv's layers through their
 ``kernel()`` and ``padding_mode`` (stride 1, "same"), and ``StridedBCOP`` through its parts (an
 invertible downsampling, a permutation, then a stride-1 layer on the downsampled image: the same
-singular values). Layers without a single kernel (``SOC`` with zero padding) are measured from their
+singular values), ``BCOPTranspose`` likewise (a stride-1 layer, then a pixel shuffle). Layers whose operator
+depends on the image size (``kernel_depends_on_size``: LOT, BRO) give ``kernel(input_size)``. Layers without a single kernel (``SOC`` with zero padding) are measured from their
 own forward on small sizes. ``input_size`` is always the spatial size of the module's INPUT.
 """
 
@@ -50,7 +51,9 @@ class ConvSpectrum:
 
 
 def _is_orthoconv_layer(module) -> bool:
-    return callable(getattr(module, "kernel", None)) and isinstance(getattr(module, "padding_mode", None), str)
+    """A linear orthoconv layer (the nonlinear ones, CPL, SLL, Sandwich, hold a kernel but are no convolution)."""
+    return (callable(getattr(module, "kernel", None)) and isinstance(getattr(module, "padding_mode", None), str)
+            and not getattr(module, "nonlinear", False))
 
 
 def module_operator(module: nn.Module, input_size) -> tuple[ConvOperator, tuple[int, ...]]:
@@ -84,12 +87,16 @@ def module_operator(module: nn.Module, input_size) -> tuple[ConvOperator, tuple[
             raise ValueError(f"{type(module).__name__}: image {size} is not divisible by the stride {factor}")
         op, _ = module_operator(inner, tuple(n // factor for n in size))
         return op, (op.input_shape[0] // factor**2, *size)
+    if isinstance(getattr(module, "upsample", None), nn.PixelShuffle) and isinstance(inner, nn.Module):
+        op, _ = module_operator(inner, spatial_size(input_size, 2))
+        return op, op.input_shape
     if _is_orthoconv_layer(module):
         size = spatial_size(input_size, 2)
         own = getattr(module, "input_size", None)
         if own is not None and tuple(own) != size:
             raise ValueError(f"{type(module).__name__} is defined on {tuple(own)} images only, got {size}")
-        op = conv_operator(module.kernel().detach(), size, padding="same", padding_mode=module.padding_mode)
+        kernel = module.kernel(size) if getattr(module, "kernel_depends_on_size", False) else module.kernel()
+        op = conv_operator(kernel.detach(), size, padding="same", padding_mode=module.padding_mode)
         return op, op.input_shape
     raise TypeError(f"module_spectrum reads convolution modules (torch.nn.ConvNd, ConvTransposeNd, orthoconv layers "
                     f"with kernel()), got {type(module).__name__}")
@@ -156,6 +163,16 @@ def pointwise_singular_values(op: ConvOperator) -> Tensor | None:
     return torch.cat([sigma, sigma.new_zeros(total - sigma.numel())]).sort(descending=True).values
 
 
+def _output_shape(module: nn.Module, op: ConvOperator) -> tuple[int, ...]:
+    """The module's output shape: the operator's, or after the pixel shuffle of an upsampling layer."""
+    shuffle = getattr(module, "upsample", None)
+    if not isinstance(shuffle, nn.PixelShuffle):
+        return tuple(op.output_shape)
+    f = shuffle.upscale_factor
+    c, *size = op.output_shape
+    return (c // f**2, *(n * f for n in size))
+
+
 def _spectrum(module: nn.Module, input_size, exact_limit: int | None, rtol, n_iter: int, enclose: bool = True):
     """``(singular values or None, ConvSpectrum)`` for :func:`module_spectrum` and :func:`module_singular_values`
     (``enclose=False``: ``ValueError`` instead of an enclosure)."""
@@ -175,7 +192,9 @@ def _spectrum(module: nn.Module, input_size, exact_limit: int | None, rtol, n_it
         return sigma, ConvSpectrum(float(sigma.min()), float(sigma.max()), float(sigma.max()), True,
                                    "dense (module forward)", notes, shape, out)
     notes = tuple(_describe(op))
-    out_shape = op.output_shape
+    out_shape = _output_shape(module, op)
+    if out_shape != op.output_shape:
+        notes = (*notes, f"then pixel_shuffle({module.upsample.upscale_factor}): a permutation")
     pointwise = pointwise_singular_values(op)
     if pointwise is not None:
         sigma, method = pointwise, "pointwise-svd"
