@@ -90,6 +90,8 @@ def bound(c, node, value) -> float:
                      len(out))
         c.within_samples(node, out, first, "repeats entries")
         return c.only_first(node) * math.sqrt(math.prod(out) / math.prod(shape))
+    if name == "index":
+        return _gather(c, node, shape)
     if name in _ACTIVATIONS:
         return _activation(c, node, name)
     if name in _CONV:
@@ -139,6 +141,21 @@ def bound(c, node, value) -> float:
         raise c.error(node, "multiplies input-dependent values (attention, a bilinear map): no global Lipschitz "
                       "bound")
     raise c.error(node, "has no certified Lipschitz rule")
+
+
+def _gather(c, node, shape) -> float:
+    """``x[..., idx, ...]`` with constant indices selects entries: ``||S|| = sqrt(max copies of an entry)``,
+    the copies counted by indexing the entries' own positions."""
+    indices = list(node.args[1])
+    if any(c.lip(i) > 0 for i in indices):
+        raise c.error(node, "indexes with input-dependent indices: a step function")
+    first = next((i for i, t in enumerate(indices) if t is not None), len(shape))
+    c.within_samples(node, shape, first, "indexes across")
+    x = c.value(node.args[0])
+    ids = torch.arange(x.numel(), device=x.device).view(x.shape)
+    picked = node.target(ids, [c.value(i) for i in indices])
+    copies = torch.bincount(picked.reshape(-1), minlength=x.numel())
+    return math.sqrt(float(copies.max())) * c.only_first(node)
 
 
 def _permuted(node, name: str, rank: int) -> int:

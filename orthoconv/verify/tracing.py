@@ -17,7 +17,8 @@ The model is traced with ``torch.fx.experimental.proxy_tensor.make_fx`` in **rea
 
 Modules of ``torch.nn`` and ``orthoconv.nn`` that have an exact module rule
 (:func:`orthoconv.verify.operators.module_bound`: orthoconv layers through ``kernel()``, convolutions
-with their padding mode, SOC measured from its forward) are kept whole as one ``orthoconv_verify::module``
+with their padding mode, SOC measured from its forward, the nonlinear CPL/SLL/Sandwich through their own
+certified ``lipschitz_bound``) are kept whole as one ``orthoconv_verify::module``
 node, provided their class is the library's own, unparametrized, with nothing replaced on the instance.
 Every node is tagged with the path of the module that created it and the user's source line.
 """
@@ -36,8 +37,10 @@ from torch.nn.utils import parametrize
 from ..nn import (
     OSSN,
     SOC,
+    BCOPTranspose,
     CayleyConv,
     FirstChannels,
+    FourierConv2d,
     GlobalMaxPool,
     GroupSort,
     InvertibleDownsampling,
@@ -62,7 +65,8 @@ _LEAF_TYPES = (*CONV_TYPES, nn.Linear, OrthogonalLinear, *_BATCH_NORM, *_AVG_POO
                nn.LeakyReLU, nn.PReLU, nn.ELU, nn.Softplus, nn.CELU, nn.SELU, nn.Sigmoid, nn.Hardsigmoid,
                nn.Hardswish, nn.GELU, nn.SiLU)
 _ORTHOCONV_FORWARDS = (KernelConv2d, CayleyConv, OSSN, SOC, StridedBCOP, OrthogonalLinear, FirstChannels,
-                       GlobalMaxPool, GroupSort, InvertibleDownsampling, Normalize, ZeroChannelPad)
+                       GlobalMaxPool, GroupSort, InvertibleDownsampling, Normalize, ZeroChannelPad, BCOPTranspose,
+                       FourierConv2d)
 _REGISTRY: dict[int, nn.Module] = {}
 _KEYS = itertools.count()
 
@@ -92,7 +96,10 @@ def kept_whole(module: nn.Module) -> bool:
     layer built on a convolution, is traced through)."""
     cls = type(module)
     owner = next((k for k in cls.__mro__ if "forward" in vars(k)), None)
-    trusted = (owner in _ORTHOCONV_FORWARDS or getattr(owner, "__module__", "").startswith("torch.nn.modules")) and \
+    own_certificate = getattr(module, "nonlinear", False) is True and getattr(owner, "__module__", "").startswith(
+        "orthoconv.nn.")  # CPL, SLL, Sandwich: module_bound reads their lipschitz_bound
+    trusted = (owner in _ORTHOCONV_FORWARDS or own_certificate
+               or getattr(owner, "__module__", "").startswith("torch.nn.modules")) and \
         getattr(cls.forward, "__module__", "").startswith(("torch.nn.modules", "orthoconv.nn"))
     return (cls.__module__.startswith(("torch.nn.modules", "orthoconv.nn")) and isinstance(module, _LEAF_TYPES)
             and trusted and not parametrize.is_parametrized(module) and not any(callable(v) for v in vars(module).values()))
