@@ -43,6 +43,12 @@ def _short(value) -> str:
     return value if len(value) <= 60 else value[:57] + "..."
 
 
+def _parametrized(found) -> str | None:
+    """The first key saved by ``torch.nn.utils.parametrize`` (``*.parametrizations.NAME.original*``), if any."""
+    return next((key for _, state in found for key in state
+                 if ".parametrizations." in f".{key}" and ".original" in key), None)
+
+
 def _raw(args, found, skipped_entries) -> tuple[dict, list[str], int]:
     from ..io import format_table, progress
     from ..verify.weights import ASSUMPTIONS, check_state_dict
@@ -132,11 +138,15 @@ def run(args, extra) -> int:
     from ..io import run_metadata
     from ..verify.checkpoint import load_state_dicts
 
-    if args.model is None and args.input_size is None:
-        raise ValueError("--input-size is required without --model (or give --model and --input-shape)")
     if args.model is not None and args.input_shape is None:
         raise ValueError("--model needs --input-shape C H W (the shape of one input sample)")
     found, skipped_entries = load_state_dicts(args.file)
+    key = _parametrized(found) if args.model is None else None
+    if key is not None:
+        raise ValueError(f"{args.file}: its weights are parametrized ({key}: the stored tensors are not the "
+                         "weights the model uses): pass --model MODULE:FACTORY --input-shape C H W to verify them")
+    if args.model is None and args.input_size is None:
+        raise ValueError("--input-size is required without --model (or give --model and --input-shape)")
     result, lines, status = (_raw if args.model is None else _with_model)(args, found, skipped_entries)
     if args.json:
         print(json.dumps(_finite({**result, "metadata": run_metadata(args, args.device)}), indent=2, default=str))

@@ -1,51 +1,42 @@
-"""A certified Lipschitz bound of a whole network, composed along its ``torch.fx`` graph.
+"""A certified Lipschitz bound of a whole network, composed along the graph of what it runs.
 
-Every value ``v`` the forward computes is a function ``v(x)`` of the model's input; its bound ``L(v)``
-satisfies ``||v(x) - v(y)|| <= L(v) ||x - y||`` (one sample, 2-norms). The input has ``L = 1``; values
-that do not depend on it (parameters, constants, shapes) have ``L = 0``. Then, node by node:
+The model is traced on the example input (:mod:`orthoconv.verify.tracing`) and the graph is run once
+node by node. Every value ``v`` has a bound ``L(v)`` with ``||v(x) - v(y)|| <= L(v) ||x - y||`` (one
+sample, 2-norms): the input has ``L = 1``; a node none of whose arguments depends on the input (by
+dataflow from the input) is a constant, ``L = 0``, evaluated once: parametrizations, weight
+normalizations, AOL rescalings, Björck or power iterations, constants. Every input-dependent node gets
+its rule from :mod:`orthoconv.verify.rules` (and :mod:`orthoconv.verify.residual`), or a ``TypeError``
+naming the operation, the module that ran it and the user's source line: never a skipped node.
 
-- a module or a 1-Lipschitz function applied to ``a``: ``L = Lip(op) L(a)``, with ``Lip(op)`` from
-  :func:`orthoconv.verify.operators.module_bound` on the input size the node really receives;
-- a sum or difference ``a +- b``: ``L(a) + L(b)`` (the triangle inequality; it holds whether or not
-  the paths share their input, as in a residual ``x + f(x)``: ``1 + L(f)``); a broadcast operand copies
-  each entry ``m`` times and contributes ``sqrt(m) L``;
-- a concatenation or stack: ``sqrt(sum L_i^2)``, since ``||(a(x) - a(y), b(x) - b(y))||^2`` is the sum of
-  the squares; a multiplication or division by a constant ``c``: ``max |c|`` (``1 / min |c|``);
-- a mean over ``n`` entries ``1 / sqrt(n)``, a sum ``sqrt(n)``; views, reshapes, permutations, basic
-  slicing and dtype/device casts 1.
-
-An in-place operation (``y.mul_(c)``, ``x += f(x)``, ``nn.ReLU(inplace=True)``, ``out=``; seen by the
-version counters of its arguments) also changes every value that shares the mutated storage: the value
-it returns gets the new bound, any other view of that storage ``L(old) + L(new)`` (its entries are old
-ones and new ones). Every input-dependent value must keep the input's batch size in its first dimension
-(a per-sample map; broadcasting over samples or flattening them together is refused) and a floating
-dtype (a cast to integers or bool is a step function). Any other operation on an input-dependent value
-raises ``TypeError`` naming it. A model that ``torch.fx``
-cannot trace is composed child by child where that is provably its forward (a plain ``nn.Sequential``),
-and refused otherwise.
+Soundness guards: an in-place write (``y.mul_(c)``, ``x += f(x)``, ``relu_``; seen by the version
+counters of its arguments) also changes every live value that shares the mutated storage: the value it
+returns gets the new bound, any other view ``L(old) + L(new)``. An input-dependent integer or bool
+value (a cast, a comparison, indices) is a step function: any use of it is refused. Random draws in the
+forward (``torch.Tag.nondeterministic_seeded``) are refused: the bound would hold for one draw. The
+batch stays the leading factor of every input-dependent value (:mod:`orthoconv.verify.rules`).
 """
 
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, field
 
 import torch
-import torch.fx as fx
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor, fx, nn
 
-from .operators import OperatorBound, module_bound
+from .operators import OperatorBound
+from .rules import bound
+from .tracing import Trace, arg, op_name, release, source_line, trace_model
 
 
 @dataclass
 class LayerCall:
-    """One module call: its name (module path, ``#k`` for the k-th call of a reused module), the shapes
-    of one sample in and out, and what :func:`module_bound` certified."""
+    """One measured operation: its name (module path, or ``path:op`` for an operation the module's code
+    ran; ``#k`` for the k-th call), the module (or a type label), the shapes of one sample in and out,
+    and what was certified."""
 
     name: str
-    module: nn.Module
+    module: nn.Module | str
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     bound: OperatorBound
@@ -56,66 +47,7 @@ class Composition:
     lipschitz: float
     layers: list[LayerCall] = field(default_factory=list)
     output: object = None
-    method: str = "fx"
-
-
-class _Tracer(fx.Tracer):
-    """Leaves: torch.nn and orthoconv.nn modules (bounded as a whole); plain ``nn.Sequential`` is traced."""
-
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if type(m).forward is nn.Sequential.forward:
-            return False
-        return m.__module__.startswith(("torch.nn", "torch.ao.nn", "orthoconv.nn.")) or super().is_leaf_module(m, qualname)
-
-
-_PASS = {torch.flatten, torch.reshape, torch.permute, torch.transpose, torch.squeeze, torch.unsqueeze, torch.movedim,
-         torch.swapaxes, torch.swapdims, torch.t, F.pixel_shuffle, F.pixel_unshuffle, torch.narrow, torch.clone,
-         torch.detach, operator.getitem, torch.chunk, torch.split, torch.unbind, torch.abs, torch.clamp, F.hardtanh,
-         torch.relu, F.relu, F.relu6, torch.tanh, F.tanh, F.softsign, F.logsigmoid}
-_PASS_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze", "unsqueeze", "t",
-                 "view_as", "reshape_as", "float", "double", "half", "bfloat16", "to", "type", "type_as", "clone",
-                 "detach", "chunk", "split", "unbind", "narrow", "movedim", "abs", "clamp", "clip", "relu", "relu_",
-                 "tanh", "tanh_", "clamp_", "swapaxes"}
-_ADD = {operator.add, operator.iadd, torch.add, operator.sub, operator.isub, torch.sub, torch.subtract}
-_ADD_METHODS = {"add", "add_", "sub", "sub_"}
-_MUL = {operator.mul, operator.imul, torch.mul, torch.multiply}
-_DIV = {operator.truediv, operator.itruediv, torch.div, torch.true_divide}
-_CAT = {torch.cat, torch.concat, torch.concatenate, torch.stack}
-_SHAPE_METHODS = {"size", "dim", "numel"}
-_FUNCTIONAL_MODULES = {
-    F.avg_pool1d: nn.AvgPool1d, F.avg_pool2d: nn.AvgPool2d, F.avg_pool3d: nn.AvgPool3d,
-    F.adaptive_avg_pool1d: nn.AdaptiveAvgPool1d, F.adaptive_avg_pool2d: nn.AdaptiveAvgPool2d,
-    F.adaptive_avg_pool3d: nn.AdaptiveAvgPool3d, F.max_pool1d: nn.MaxPool1d, F.max_pool2d: nn.MaxPool2d,
-    F.max_pool3d: nn.MaxPool3d, F.adaptive_max_pool2d: nn.AdaptiveMaxPool2d, torch.sigmoid: nn.Sigmoid,
-    F.sigmoid: nn.Sigmoid, F.leaky_relu: nn.LeakyReLU, F.elu: nn.ELU, F.gelu: nn.GELU, F.silu: nn.SiLU,
-    F.hardswish: nn.Hardswish, F.hardsigmoid: nn.Hardsigmoid, F.softplus: nn.Softplus, F.celu: nn.CELU,
-    F.dropout: None, F.dropout2d: None,
-}
-_METHOD_MODULES = {"sigmoid": nn.Sigmoid, "sigmoid_": nn.Sigmoid}
-_UNKNOWN = object()
-
-
-def _op_name(node: fx.Node) -> str:
-    target = node.target
-    label = target if isinstance(target, str) else getattr(target, "__qualname__", getattr(target, "__name__", target))
-    stack = node.meta.get("nn_module_stack")
-    where = f" in {list(stack)[-1]}" if stack else ""
-    return f"{node.op} {label!s} (node {node.name}{where})"
-
-
-def _numel_per_sample(shape) -> int:
-    return math.prod(shape[1:]) if len(shape) > 1 else 1
-
-
-def _holds_tensor(value) -> bool:
-    if isinstance(value, Tensor):
-        return True
-    return isinstance(value, (tuple, list)) and not isinstance(value, torch.Size) and any(
-        _holds_tensor(v) for v in value)
-
-
-def _dim_arg(node: fx.Node, default):
-    return node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else default)
+    method: str = "make_fx"
 
 
 def tensor_leaves(value):
@@ -145,62 +77,112 @@ def _same_view(a: Tensor, b: Tensor) -> bool:
     return (a.data_ptr(), a.shape, a.stride(), a.dtype) == (b.data_ptr(), b.shape, b.stride(), b.dtype)
 
 
-def _basic_index(index) -> bool:
-    items = index if isinstance(index, tuple) else (index,)
-    return all(i is None or i is Ellipsis or isinstance(i, (int, slice)) for i in items)
+class Composer(fx.Interpreter):
+    """Runs the traced graph once, recording shapes and bounds node by node (module docstring)."""
 
-
-class _Composer(fx.Interpreter):
-    """Runs the traced graph once on the example input, recording shapes and bounds node by node."""
-
-    def __init__(self, gm: fx.GraphModule, prefix: str, bar=None):
-        super().__init__(gm)
-        self.prefix = prefix
-        self.bar = bar
+    def __init__(self, trace: Trace, batch: int, bar=None):
+        super().__init__(trace.graph_module, garbage_collect_values=False)  # rules read earlier constants
+        self.extra_traceback = False
+        self.trace, self.batch, self.bar = trace, batch, bar
         self.L: dict[fx.Node, float] = {}
-        self.shapes: dict[fx.Node, object] = {}
+        self.steps: dict[fx.Node, str] = {}
         self.layers: list[LayerCall] = []
         self.calls: dict[str, int] = {}
         self.first_input = True
-        self.batch: int | None = None
 
+    # the interface of the rules
     def lip(self, arg) -> float:
         return self.L.get(arg, 0.0) if isinstance(arg, fx.Node) else 0.0
 
+    def value(self, arg):
+        return self.env[arg] if isinstance(arg, fx.Node) else arg
+
+    def shape(self, arg) -> tuple[int, ...] | None:
+        value = self.env.get(arg) if isinstance(arg, fx.Node) else None
+        return tuple(value.shape) if isinstance(value, Tensor) else None
+
+    def owner(self, node: fx.Node) -> str:
+        return self.trace.owners.get(node, "") or "model"
+
+    def error(self, node: fx.Node, message: str) -> TypeError:
+        module = self.trace.owners.get(node, "")
+        where = f" in module {module!r} ({self.trace.types.get(module, '?')})" if module else ""
+        return TypeError(f"aten.{op_name(node)} (node {node.name}){where} at {source_line(node)}: {message}")
+
+    def constant(self, node: fx.Node, arg, label: str) -> Tensor:
+        if self.lip(arg) > 0:
+            raise self.error(node, f"has an input-dependent {label}: a product of input-dependent values")
+        return self.value(arg).detach()
+
+    def only_first(self, node: fx.Node) -> float:
+        first = node.args[0] if node.args else None
+        varying = [a for a in node.all_input_nodes if self.lip(a) > 0]
+        if any(a is not first for a in varying):
+            raise self.error(node, "depends on the input through an argument other than its first: no rule")
+        return self.lip(first)
+
+    def within_samples(self, node: fx.Node, shape, first: int, verb: str) -> None:
+        """``node`` mixes entries along dimensions ``first, first+1, ...`` of a value of ``shape``."""
+        if shape is None:
+            return
+        if first < 1 or math.prod(shape[:first]) % self.batch:
+            raise self.error(node, f"{verb} dimension {first} of a {tuple(shape)} value from a batch of "
+                             f"{self.batch}: the batch must stay the leading factor (a per-sample map), samples "
+                             "would mix or repeat")
+
+    def broadcast_within_samples(self, node: fx.Node, operand, out: tuple[int, ...]) -> None:
+        shape = self.shape(operand)
+        if shape is None or tuple(shape) == tuple(out):
+            return
+        padded = (1,) * (len(out) - len(shape)) + tuple(shape)
+        first = next(i for i, (a, b) in enumerate(zip(padded, out)) if a != b)
+        self.within_samples(node, out, first, "broadcasts an input-dependent value along")
+
+    def spread(self, arg, value) -> float:
+        """``sqrt(m)``: each entry of a broadcast operand appears ``m`` times in the output."""
+        shape = self.shape(arg)
+        if shape is None or not isinstance(value, Tensor):
+            return 1.0
+        return math.sqrt(value.numel() / max(1, math.prod(shape)))
+
+    def record(self, name: str, module, in_shape, out_shape, result: OperatorBound) -> None:
+        count = self.calls[name] = self.calls.get(name, 0) + 1
+        label = name if count == 1 else f"{name}#{count}"
+        self.layers.append(LayerCall(label, module, tuple(in_shape[1:]), tuple(out_shape[1:]), result))
+        if self.bar is not None:
+            self.bar.update(1)
+
+    # the run
     def run_node(self, node: fx.Node):
+        if node.op == "call_function" and torch.Tag.nondeterministic_seeded in getattr(node.target, "tags", ()) \
+                and not (op_name(node).endswith("dropout") and not arg(node, 2, "train", True)):
+            raise self.error(node, "draws random numbers in the forward: the verified map would be one draw")
         arguments = [t for n in node.all_input_nodes for t in tensor_leaves(self.env.get(n))]
         versions = [_version(t) for t in arguments]
-        with torch.no_grad():
-            value = super().run_node(node)
-        self.shapes[node] = value.shape if isinstance(value, Tensor) else None
+        value = super().run_node(node)
         if node.op == "placeholder":
             self.L[node] = 1.0 if self.first_input else 0.0
-            if self.first_input:
-                self.batch = value.shape[0]
             self.first_input = False
             return value
         inputs = node.all_input_nodes
-        if node.op in ("get_attr", "output") or not any(self.lip(a) > 0 for a in inputs):
-            if node.op == "output":
-                self.L[node] = self._output(node.args[0])
-            else:
-                self.L[node] = 0.0
+        steps = [a for a in inputs if a in self.steps]
+        if steps and node.op != "output":
+            raise self.error(node, f"uses {self.steps[steps[0]]}")
+        if node.op == "output":
+            self.L[node] = self._output(node.args[0])
+        elif not any(self.lip(a) > 0 for a in inputs):
+            self.L[node] = 0.0
+        elif isinstance(value, Tensor) and not (value.is_floating_point() or value.is_complex()):
+            self.steps[node] = (f"the {value.dtype} value of aten.{op_name(node)} (node {node.name}) at "
+                                f"{source_line(node)}, an input-dependent step function (a cast, a comparison, "
+                                "indices): no rule bounds what is built from it")
+            self.L[node] = math.inf
         else:
-            self.L[node] = self._bound(node, value)
-            self._check_per_sample(node, value)
+            self.L[node] = bound(self, node, value)
         mutated = [t for t, v in zip(arguments, versions) if v is not None and _version(t) != v]
         if mutated:
             self._mutation(node, value, mutated)
         return value
-
-    def _check_per_sample(self, node: fx.Node, value) -> None:
-        for t in tensor_leaves(value):
-            if t.dim() == 0 or t.shape[0] != self.batch:
-                raise TypeError(f"{_op_name(node)} gives shape {tuple(t.shape)} from a batch of {self.batch}: the "
-                                "first dimension must stay the batch (a per-sample map), samples would mix or repeat")
-            if not (t.is_floating_point() or t.is_complex()):
-                raise TypeError(f"{_op_name(node)} casts an input-dependent value to {t.dtype}: a step function, "
-                                "not Lipschitz")
 
     def _mutation(self, node: fx.Node, value, mutated: list[Tensor]) -> None:
         """``node`` wrote into ``mutated`` in place: every live value sharing their storage changes."""
@@ -208,163 +190,32 @@ class _Composer(fx.Interpreter):
         new = self.L[node]
         results = list(tensor_leaves(value))
         for other, held in self.env.items():
-            if other is node:
-                continue
-            tensors = list(tensor_leaves(held))
-            if not any(_storage(t) in storages for t in tensors):
+            if other is node or not any(_storage(t) in storages for t in tensor_leaves(held)):
                 continue
             whole = isinstance(held, Tensor) and any(_same_view(held, r) for r in results)
             self.L[other] = new if whole else self.lip(other) + new
 
     def _output(self, result) -> float:
         leaves = []
-        fx.node.map_arg(result, lambda n: leaves.append(self.lip(n)))
-        return math.sqrt(sum(v * v for v in leaves))
-
-    def _only_first_varies(self, node: fx.Node) -> float:
-        varying = [a for a in node.all_input_nodes if self.lip(a) > 0]
-        first = node.args[0] if node.args else None
-        if varying != [first]:
-            raise TypeError(f"{_op_name(node)}: only its first argument may depend on the input")
-        return self.lip(first)
-
-    def _spread(self, arg, out_shape) -> float:
-        """``sqrt(m)``: each entry of a broadcast operand appears ``m`` times in the output."""
-        shape = self.shapes.get(arg)
-        return math.sqrt(_numel_per_sample(out_shape) / _numel_per_sample(shape)) if shape is not None else 1.0
-
-    def _bound(self, node: fx.Node, value) -> float:
-        if node.op == "call_module":
-            return self._module(node, value)
-        target = node.target
-        out_shape = value.shape if isinstance(value, Tensor) else None
-        if node.op == "call_method" and target in ("item", "tolist"):
-            raise TypeError(f"{_op_name(node)} reads input values: no Lipschitz bound")
-        if node.op == "call_method" and target in _SHAPE_METHODS or not _holds_tensor(value):
-            return 0.0
-        if target is operator.getitem and not isinstance(self.shapes.get(node.args[0]), type(None)):
-            if not _basic_index(node.args[1]):
-                raise TypeError(f"{_op_name(node)}: advanced indexing may repeat entries; only basic slicing is bounded")
-        if target in _PASS or (node.op == "call_method" and target in _PASS_METHODS):
-            return self._only_first_varies(node)
-        if target in _ADD or (node.op == "call_method" and target in _ADD_METHODS):
-            alpha = abs(node.kwargs.get("alpha", 1))
-            a, b = node.args[0], node.args[1]
-            return self.lip(a) * self._spread(a, out_shape) + alpha * self.lip(b) * self._spread(b, out_shape)
-        if target is operator.neg or target is torch.neg or (node.op == "call_method" and target == "neg"):
-            return self._only_first_varies(node)
-        if target in _MUL or (node.op == "call_method" and target in ("mul", "mul_")):
-            return self._scaled(node, out_shape, divide=False)
-        if target in _DIV or (node.op == "call_method" and target in ("div", "div_")):
-            return self._scaled(node, out_shape, divide=True)
-        if target in _CAT:
-            parts = node.args[0]
-            rank = len(self.shapes[next(p for p in parts if self.lip(p) > 0)])
-            if _dim_arg(node, 0) % (rank + (target is torch.stack)) == 0:
-                raise TypeError(f"{_op_name(node)} joins along the batch dimension: samples would mix")
-            return math.sqrt(sum(self.lip(p) ** 2 for p in parts))
-        if target in (torch.mean, torch.sum) or (node.op == "call_method" and target in ("mean", "sum")):
-            return self._reduction(node, out_shape, mean=target in (torch.mean, "mean"))
-        table = _METHOD_MODULES if node.op == "call_method" else _FUNCTIONAL_MODULES
-        module_type = table.get(target, _UNKNOWN) if isinstance(target, str) == (node.op == "call_method") else _UNKNOWN
-        if module_type is None:
-            if node.kwargs.get("training", node.args[2] if len(node.args) > 2 else True):
-                raise TypeError(f"{_op_name(node)} drops units (training=True): not a fixed map")
-            return self._only_first_varies(node)
-        if module_type is not _UNKNOWN:
-            module = _functional_module(module_type, node)
-            shape = self.shapes[node.args[0]]
-            return module_bound(module, tuple(shape[1:]), tuple(out_shape[1:])).lipschitz * self._only_first_varies(node)
-        raise TypeError(f"no certified Lipschitz bound for {_op_name(node)}")
-
-    def _scaled(self, node: fx.Node, out_shape, divide: bool) -> float:
-        a, b = node.args[0], node.args[1]
-        if self.lip(a) > 0 and self.lip(b) > 0:
-            raise TypeError(f"{_op_name(node)}: a product of two input-dependent values has no global Lipschitz bound")
-        if divide and self.lip(b) > 0:
-            raise TypeError(f"{_op_name(node)}: dividing by an input-dependent value has no global Lipschitz bound")
-        var, const = (a, b) if self.lip(a) > 0 else (b, a)
-        c = self.env[const] if isinstance(const, fx.Node) else const
-        c = torch.as_tensor(c, dtype=torch.float64).abs()
-        factor = float(1 / c.min()) if divide else float(c.max())
-        return factor * self.lip(var) * self._spread(var, out_shape)
-
-    def _reduction(self, node: fx.Node, out_shape, mean: bool) -> float:
-        L = self._only_first_varies(node)
-        shape = self.shapes[node.args[0]]
-        n = _numel_per_sample(shape) / max(1, _numel_per_sample(out_shape) if out_shape is not None else 1)
-        dims = _dim_arg(node, None)
-        dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
-        if dims in ((None,), ()) or any(d % len(shape) == 0 for d in dims):
-            raise TypeError(f"{_op_name(node)} reduces over the batch dimension: samples would mix")
-        return L * (1 / math.sqrt(n) if mean else math.sqrt(n))
-
-    def _module(self, node: fx.Node, value) -> float:
-        module = self.fetch_attr(node.target)
-        L_in = self._only_first_varies(node)
-        in_shape = self.shapes[node.args[0]]
-        name = self.prefix + node.target
-        count = self.calls[name] = self.calls.get(name, 0) + 1
-        if count > 1:
-            name = f"{name}#{count}"
-        bound = module_bound(module, tuple(in_shape[1:]), tuple(value.shape[1:]))
-        if self.bar is not None:
-            self.bar.update(1)
-        self.layers.append(LayerCall(name, module, tuple(in_shape[1:]), tuple(value.shape[1:]), bound))
-        return bound.lipschitz * L_in
+        fx.node.map_arg(result, lambda n: leaves.append(n))
+        for n in leaves:
+            if n in self.steps:
+                raise TypeError(f"the model returns {self.steps[n]}")
+            shape = self.shape(n)
+            if self.lip(n) > 0 and (not shape or shape[0] != self.batch):
+                raise TypeError(f"the output {n.name} has shape {shape} from a batch of {self.batch}: its first "
+                                "dimension must stay the batch (a per-sample map)")
+        return math.sqrt(sum(self.lip(n) ** 2 for n in leaves))
 
 
-def _functional_module(module_type: type, node: fx.Node) -> nn.Module:
-    args, kwargs = node.args[1:], dict(node.kwargs)
-    if module_type in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d):
-        names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
-        kwargs.update(zip(names, args))
-        if kwargs.pop("return_indices", False):
-            raise TypeError(f"{_op_name(node)} returns indices: not bounded")
-        return module_type(**kwargs)
-    kwargs.pop("inplace", None)
-    return module_type(*args, **kwargs)
-
-
-def _plain_sequential(module: nn.Module) -> bool:
-    return isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward
-
-
-def compose(module: nn.Module, x: Tensor, prefix: str = "", bar=None) -> Composition:
-    """Run ``module`` once on ``x`` and compose the certified bound along its graph (module docstring);
-    ``bar`` (a tqdm bar) advances by one per module call. A torch.nn or orthoconv.nn module is one layer."""
-    if _Tracer().is_leaf_module(module, ""):
-        return _compose_sequential(nn.Sequential(module), x, prefix.rstrip(".") or type(module).__name__, bar, root=True)
+def compose(model: nn.Module, x: Tensor, bar=None) -> Composition:
+    """Trace ``model`` on ``x`` and compose the certified bound along what runs (module docstring)."""
+    trace = trace_model(model, x.clone())
     try:
-        gm = fx.GraphModule(module, _Tracer().trace(module))
-    except Exception as err:  # torch.fx raises many types for untraceable code
-        if not _plain_sequential(module):
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise TypeError(f"{prefix.rstrip('.') or type(module).__name__}: torch.fx cannot trace it ({first}) and it "
-                            "is not a plain nn.Sequential, so no composition is provably its forward") from None
-        return _compose_sequential(module, x, prefix, bar)
-    composer = _Composer(gm, prefix, bar)
-    output = composer.run(x)
-    out_node = next(n for n in reversed(gm.graph.nodes) if n.op == "output")
-    return Composition(composer.L[out_node], composer.layers, output, "fx")
-
-
-def _compose_sequential(module: nn.Sequential, x: Tensor, prefix: str, bar=None, root: bool = False) -> Composition:
-    total, layers = 1.0, []
-    for name, child in module.named_children():
-        name = "" if root else name
-        if child.__module__.startswith(("torch.nn", "orthoconv.nn.")) and not _plain_sequential(child):
-            with torch.no_grad():
-                y = child(x)
-            bound = module_bound(child, tuple(x.shape[1:]), tuple(y.shape[1:]))
-            if bar is not None:
-                bar.update(1)
-            layers.append(LayerCall(prefix + name, child, tuple(x.shape[1:]), tuple(y.shape[1:]), bound))
-            lipschitz = bound.lipschitz
-        else:
-            sub = compose(child, x, f"{prefix}{name}.", bar)
-            layers.extend(sub.layers)
-            lipschitz, y = sub.lipschitz, sub.output
-        total *= lipschitz
-        x = y
-    return Composition(total, layers, x, "sequential")
+        composer = Composer(trace, x.shape[0], bar)
+        with torch.no_grad():
+            output = composer.run(x)
+    finally:
+        release(trace)
+    out_node = next(n for n in reversed(trace.graph_module.graph.nodes) if n.op == "output")
+    return Composition(composer.L[out_node], composer.layers, output, "make_fx")

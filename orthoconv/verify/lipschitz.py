@@ -42,7 +42,7 @@ def lipschitz_bound(model: nn.Module, input_size) -> float:
     first module with ``in_channels``, provided nothing before it can change them (an invertible
     downsampling can: then pass ``(C, H, W)``). The same number as ``check_model(model, x).lipschitz_upper``
     for a zero batch ``x`` of shape ``(1, C, H, W)``: exact per-layer norms of the operators the model
-    really applies (stride, groups, dilation, padding), composed along its ``torch.fx`` graph
+    really applies (stride, groups, dilation, padding), composed along the traced graph of what it runs
     (:mod:`orthoconv.verify.graph`). Raises ``TypeError`` for a layer it cannot bound.
     """
     if not isinstance(model, nn.Module):

@@ -1,11 +1,13 @@
 """``check_model``: every layer of a model measured on the input it really receives, and a certified
 Lipschitz enclosure ``[lower, upper]`` of the whole network.
 
-The model is traced with ``torch.fx`` and run once on ``example_input`` (in eval mode; the modules'
-modes are restored afterwards); each module call is bounded by :func:`orthoconv.verify.operators.module_bound`
-with its real input size and configuration, and the bounds compose along the graph
-(:mod:`orthoconv.verify.graph`). The traced graph's output must equal the model's own output, so the
-bound is of the model's forward and nothing else. The lower end is empirical
+What runs is traced on ``example_input`` (:mod:`orthoconv.verify.tracing`: ``make_fx`` in real mode, in
+eval mode; the modules' modes are restored afterwards): input-independent computations fold into
+constants, every input-dependent operation gets an exact or certified rule with its real input size and
+configuration (:mod:`orthoconv.verify.rules`, :mod:`orthoconv.verify.residual`), and the bounds compose
+along the graph (:mod:`orthoconv.verify.graph`). The traced graph's output must equal the model's own
+output, so the bound is of the model's forward and nothing else; Python branches on shapes are resolved
+for the example's shape, and the bound holds for inputs of that shape. The lower end is empirical
 (:mod:`orthoconv.verify.empirical`).
 """
 
@@ -59,16 +61,18 @@ class LayerReport:
 @dataclass(frozen=True)
 class ModelReport:
     """``layers`` in call order; ``lipschitz_upper`` certified, ``lipschitz_lower`` empirical (None if not
-    searched); ``method`` is ``"fx"`` or ``"sequential"`` (the composition used)."""
+    searched); ``method`` is ``"make_fx"`` (composed along the traced ATen graph); ``example_shape`` the
+    batch shape the trace resolved its shape-dependent branches for."""
 
     layers: tuple[LayerReport, ...]
     lipschitz_lower: float | None
     lipschitz_upper: float
     input_shape: tuple[int, ...]
     method: str
+    example_shape: tuple[int, ...] = ()
 
     def as_dict(self) -> dict:
-        return {"input_shape": list(self.input_shape), "lipschitz_lower": self.lipschitz_lower,
+        return {"input_shape": list(self.input_shape), "example_shape": list(self.example_shape), "lipschitz_lower": self.lipschitz_lower,
                 "lipschitz_upper": self.lipschitz_upper, "method": self.method,
                 "layers": [layer.as_dict() for layer in self.layers]}
 
@@ -81,8 +85,8 @@ class ModelReport:
     def table(self) -> str:
         lower = "not searched" if self.lipschitz_lower is None else f"{self.lipschitz_lower:.6g}"
         return (f"{format_table(self.rows(), TABLE_COLUMNS)}\nLipschitz constant on {shape_text(self.input_shape)} "
-                f"inputs: [{lower} (empirical), {self.lipschitz_upper:.6g} (certified)], composed along the "
-                f"{'torch.fx graph' if self.method == 'fx' else 'nn.Sequential'}")
+                f"inputs: [{lower} (empirical), {self.lipschitz_upper:.6g} (certified)], composed along the traced "
+                f"graph of what runs (make_fx, ATen ops); holds for inputs of shape {shape_text(self.example_shape)}")
 
 
 def shape_text(shape) -> str:
@@ -107,7 +111,8 @@ def _layer_report(call: LayerCall, tol: float | None) -> LayerReport:
         verdict = "non-finite"
     else:
         verdict = "1-Lipschitz" if b.lipschitz <= 1 else f"{b.lipschitz:.4g}-Lipschitz"
-    return LayerReport(call.name, type(call.module).__name__, call.input_shape, call.output_shape, dict(b.config),
+    label = call.module if isinstance(call.module, str) else type(call.module).__name__
+    return LayerReport(call.name, label, call.input_shape, call.output_shape, dict(b.config),
                        b.sigma_min, b.sigma_max if b.linear else b.lipschitz, b.sigma_max_lower, b.exact, b.method,
                        b.linear, b.kind, layer_tol, verdict, tuple(b.assumptions))
 
@@ -117,32 +122,6 @@ def _check_finite(model: nn.Module) -> None:
            if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
         raise ValueError(f"non-finite (nan or inf) values in {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
-
-
-def _check_hooks(model: nn.Module) -> None:
-    """Forward hooks may change outputs behind the weights' back; only the weight-setting pre-hooks of
-    ``torch.nn.utils.spectral_norm`` / ``weight_norm`` are known (the bound then reads the weight they set).
-    A ``forward`` replaced on an instance or on a torch.nn / orthoconv.nn class does the same."""
-    from torch.nn.modules import module as module_globals
-    from torch.nn.utils.spectral_norm import SpectralNorm
-    from torch.nn.utils.weight_norm import WeightNorm
-
-    if module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks:
-        raise ValueError("global forward hooks are registered; they can change any layer's output: remove them")
-    for name, module in model.named_modules():
-        label = name or type(model).__name__
-        unknown = [h for h in module._forward_pre_hooks.values() if not isinstance(h, (SpectralNorm, WeightNorm))]
-        if module._forward_hooks or unknown:
-            raise ValueError(f"module {label!r} has forward hooks, which can change its output "
-                             "behind its weights: remove them before check_model")
-        replaced = sorted({"forward", "_call_impl"} & vars(module).keys())
-        if replaced:
-            raise ValueError(f"module {label!r} has its {replaced[0]} replaced on the instance: its output is not the "
-                             f"{type(module).__name__} its weights describe")
-        if type(module).__module__.startswith(("torch.nn", "orthoconv.nn.")) and not getattr(
-                type(module).forward, "__module__", "").startswith(("torch.", "orthoconv.")):
-            raise ValueError(f"{type(module).__name__}.forward is replaced (by {type(module).forward.__module__}): "
-                             "its output is not what its weights describe")
 
 
 def _same_output(traced, direct) -> bool:
@@ -166,7 +145,7 @@ def check_model(model: nn.Module, example_input: Tensor, tol: float | None = Non
     Returns a :class:`ModelReport`: per module call its input size, configuration, extreme singular
     values (exact or a certified enclosure), the verdict at ``tol`` (default: each layer's own
     :func:`orthoconv.verify.default_tolerance`), and the Lipschitz enclosure of the whole network on one
-    sample: ``lipschitz_upper`` certified by composition along the ``torch.fx`` graph, ``lipschitz_lower``
+    sample: ``lipschitz_upper`` certified by composition along the traced graph of what runs, ``lipschitz_lower``
     empirical (``lower_steps`` power-iteration and secant-ascent steps at ``example_input``; 0 skips it).
 
     Raises ``TypeError`` naming any operation that has no certified bound (never skipped), and
@@ -182,7 +161,6 @@ def check_model(model: nn.Module, example_input: Tensor, tol: float | None = Non
     if isinstance(lower_steps, bool) or not isinstance(lower_steps, int) or lower_steps < 0:
         raise ValueError(f"lower_steps must be a non-negative integer, got {lower_steps!r}")
     _check_finite(model)
-    _check_hooks(model)
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
@@ -193,10 +171,11 @@ def check_model(model: nn.Module, example_input: Tensor, tol: float | None = Non
                 direct = model(example_input.clone())
         if not _same_output(composition.output, direct):
             raise ValueError("the traced graph does not reproduce the model's output (its forward depends on "
-                             "something torch.fx does not record): no certified composition")
+                             "state the trace does not record): no certified composition")
         lower = lipschitz_lower_bound(model, example_input, lower_steps) if lower_steps else None
     finally:
         for module, mode in modes.items():
             module.training = mode
     layers = tuple(_layer_report(call, tol) for call in composition.layers)
-    return ModelReport(layers, lower, composition.lipschitz, tuple(example_input.shape[1:]), composition.method)
+    return ModelReport(layers, lower, composition.lipschitz, tuple(example_input.shape[1:]), composition.method,
+                       tuple(example_input.shape))

@@ -162,14 +162,20 @@ def _batch_norm_bound(module: nn.Module) -> OperatorBound:
 
 
 def _pad_bound(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> OperatorBound:
-    """A padding copies each input entry ``c >= 0`` times (separably per axis): ``P^T P = diag(c)``, so the
-    singular values are ``sqrt(c)`` over the copied entries, and 0 for the rest of ``min(n_in, n_out)``."""
-    pads = list(module.padding)
     modes = {"Reflection": "reflect", "Replication": "replicate", "Circular": "circular"}
     mode = next((m for prefix, m in modes.items() if type(module).__name__.startswith(prefix)), "constant")
+    return pad_bound(list(module.padding), mode, in_shape, out_shape, type(module).__name__)
+
+
+def pad_bound(pads: list[int], mode: str, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+              name: str = "pad") -> OperatorBound:
+    """A padding (``F.pad`` amounts ``pads``, last axis first; ``mode`` constant, reflect, replicate or
+    circular) copies each input entry ``c >= 0`` times (separably per axis): ``P^T P = diag(c)``, so the
+    singular values are ``sqrt(c)`` over the copied entries, and 0 for the rest of ``min(n_in, n_out)``.
+    Negative amounts crop."""
     n_axes = len(pads) // 2  # torch pads the last ``n_axes`` dimensions, also of an unbatched input
     if n_axes > len(in_shape):
-        raise TypeError(f"{type(module).__name__} pads {n_axes} dimensions of a sample with {len(in_shape)}: "
+        raise TypeError(f"{name} pads {n_axes} dimensions of a sample with {len(in_shape)}: "
                         "it would pad across the batch")
     most = least = kept = 1
     for axis, n in enumerate(reversed(in_shape[len(in_shape) - n_axes:])):
