@@ -165,7 +165,10 @@ def trace_model(model: nn.Module, x: Tensor) -> Trace:
         with torch.no_grad():
             result.graph_module = make_fx(lambda inp: model(inp), pre_dispatch=True, record_stack_traces=True,
                                           _error_on_data_dependent_ops=False)(x)
-    except Exception as err:  # the model's own errors and the tracer's, of many types
+    except ValueError:  # the model's own refusal of this input (a layer built for another size): its words
+        release(result)
+        raise
+    except Exception as err:  # the tracer's errors, of many types
         release(result)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TypeError(f"tracing {type(model).__name__} on an input of shape {tuple(x.shape)} failed "
