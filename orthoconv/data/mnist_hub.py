@@ -142,9 +142,10 @@ def pixels_to_bytes(x: np.ndarray, what: str) -> np.ndarray:
     return out
 
 
-def read_mnist_pickle(raw: bytes, source: str = MEMBER) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def read_mnist_pickle(raw: bytes, source: str = MEMBER, parts=PARTS) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{"train": (images (60000, 28, 28) uint8, labels (60000,) uint8), "test": (10000 ...)}`` from the
-    gzipped pickle bytes ``raw`` (read from its opcodes, never unpickled); train = train + valid, in order."""
+    gzipped pickle bytes ``raw`` (read from its opcodes, never unpickled); train = train + valid, in order.
+    ``parts``: the ``(name, count)`` of the three parts the file must hold (the tests use small ones)."""
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
             obj = read_pickled_arrays(stream)
@@ -154,8 +155,8 @@ def read_mnist_pickle(raw: bytes, source: str = MEMBER) -> dict[str, tuple[np.nd
         raise ValueError(f"{source}: {err}") from None
     if not (isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(p, tuple) and len(p) == 2 for p in obj)):
         raise ValueError(f"{source}: expected ((x, y), (x, y), (x, y)) for train, valid and test")
-    parts = {}
-    for (name, count), (x, y) in zip(PARTS, obj):
+    arrays = {}
+    for (name, count), (x, y) in zip(parts, obj):
         what = f"{source} {name}"
         if x.shape != (count, IMAGE_SIZE * IMAGE_SIZE) or x.dtype != np.float32 or y.shape != (count,) or \
                 y.dtype.kind not in "iu":
@@ -163,9 +164,9 @@ def read_mnist_pickle(raw: bytes, source: str = MEMBER) -> dict[str, tuple[np.nd
                              f"({count}, 784) and integers ({count},)")
         if y.min() < 0 or y.max() > 9:
             raise ValueError(f"{what}: labels must lie in 0..9, got {y.min()}..{y.max()}")
-        parts[name] = (pixels_to_bytes(x, what).reshape(count, IMAGE_SIZE, IMAGE_SIZE), y.astype(np.uint8))
-    train = tuple(np.concatenate([parts["train"][i], parts["valid"][i]]) for i in range(2))
-    return {"train": train, "test": parts["test"]}
+        arrays[name] = (pixels_to_bytes(x, what).reshape(count, IMAGE_SIZE, IMAGE_SIZE), y.astype(np.uint8))
+    train = tuple(np.concatenate([arrays["train"][i], arrays["valid"][i]]) for i in range(2))
+    return {"train": train, "test": arrays["test"]}
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
