@@ -21,7 +21,7 @@ def test_paper_recipe_is_the_2019_run_configuration():
 
 
 def test_run_names_say_arch_layer_loss_radius_and_seed():
-    assert pt.run_name("small", "bcop", pt.recipe_config("ce", 50, 1.58), 0) == "small-bcop-ce1.58-seed0"
+    assert pt.run_name("small", "bcop", pt.recipe_config("ce", None, 1.58), 0) == "small-bcop-ce1.58-seed0"
     assert pt.run_name("large", "rko", pt.recipe_config("paper", None, 1.58), 3) == "large-rko-hinge1.5-seed3"
 
 
