@@ -28,6 +28,7 @@ from orthoconv.data.idx import read_idx
 SMALL_PARTS = (("train", 6), ("valid", 4), ("test", 5))
 OFFICIAL_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 OFFICIAL_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+REAL_COPY = dataset_folder("mnist")  # the user's data folder, recorded before conftest empties it for the tests
 
 
 class Py2Pickle:
@@ -333,7 +334,7 @@ def test_data_home_follows_the_environment(monkeypatch, tmp_path):
 
 def real_copy():
     try:
-        return hub.verify_mnist_folder(dataset_folder("mnist"))
+        return hub.verify_mnist_folder(REAL_COPY)
     except (MissingDataError, ValueError):
         pytest.skip("the full MNIST is not in the data folder (orthoconv data get mnist)")
 
