@@ -41,3 +41,12 @@ def test_without_the_full_mnist_it_says_what_to_run(tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "orthoconv data get mnist" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_collect_only_never_trains_an_unfinished_run(tmp_path):
+    """A run without its test result may be training in another process: collect-only leaves it alone."""
+    folder = tmp_path / pt.run_name("small", "bcop", pt.recipe_config("ce", None, 1.58), 0)
+    folder.mkdir()
+    (folder / "metrics.json").write_text('{"history": []}')
+    row = pt.run_task("small", "bcop", 0, "ce", None, 1.58, str(tmp_path), 10, 1, 1, 1, True, collect_only=True)
+    assert row is None and sorted(p.name for p in folder.iterdir()) == ["metrics.json"]

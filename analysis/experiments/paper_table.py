@@ -23,7 +23,9 @@ Each run lives in ``ROOT/ARCH-LAYER-LOSSEPS-seedS`` (e.g. ``small-bcop-ce1.58-se
 ``orthoconv train`` writes there (checkpoint every epoch). A finished run (``metrics.json`` with its
 test result) is collected as it is; an interrupted one is resumed with its own saved settings
 (``--epochs`` may lengthen or shorten it); a missing one is trained. So the runs can be started by
-hand with ``orthoconv train`` (in parallel, in the background) and collected here later. Runs go in
+hand with ``orthoconv train`` (in parallel, in the background) and collected here later;
+``--collect-only`` never trains, and leaves out (and lists) the runs that have not finished, which may
+still be training in another process. Runs go in
 ``--workers`` processes (default 2, one torch thread each).
 
 Writes ``OUT/paper_table.json`` (every row, the means, the paper's numbers, args, versions, load) and
@@ -96,8 +98,10 @@ def _saved_config(folder: Path) -> dict:
 
 
 def run_task(arch: str, layer: str, seed: int, recipe: str, epochs: int | None, train_eps: float, root: str,
-             attack_limit: int, pgd_steps: int, fmn_steps: int, threads: int, attack: bool) -> dict:
-    """Train (or resume, or collect) one run, then certify and attack its selected network: one row."""
+             attack_limit: int, pgd_steps: int, fmn_steps: int, threads: int, attack: bool,
+             collect_only: bool = False) -> dict | None:
+    """Train (or resume, or collect) one run, then certify and attack its selected network: one row
+    (``None`` with ``collect_only`` when the run has not finished: it may be training in another process)."""
     from orthoconv.certify import evaluate
     from orthoconv.certify.report import certify_network
     from orthoconv.data import load
@@ -108,6 +112,8 @@ def run_task(arch: str, layer: str, seed: int, recipe: str, epochs: int | None, 
     settings = recipe_config(recipe, epochs, train_eps)
     folder = Path(root) / run_name(arch, layer, settings, seed)
     summary = _finished(folder)
+    if summary is None and collect_only:
+        return None
     if summary is None:
         if (folder / "checkpoint.pt").is_file():
             saved = _saved_config(folder)
@@ -214,6 +220,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--pgd-steps", type=positive_int, default=50)
     parser.add_argument("--fmn-steps", type=positive_int, default=50)
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (default 1)")
+    parser.add_argument("--collect-only", action="store_true",
+                        help="never train: tabulate the finished runs, list the others (which may be training in "
+                        "another process, where resuming them here would race it)")
     args = parser.parse_args(argv)
     from orthoconv.data import dataset_folder, verify_mnist_folder
 
@@ -223,11 +232,18 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         attack_limit, pgd, fmn, epochs, root = 50, 5, 5, 1, args.root / "quick"
     jobs = [{"arch": args.arch, "layer": layer, "seed": seed, "recipe": args.recipe, "epochs": epochs,
              "train_eps": args.train_eps, "root": str(root), "attack_limit": attack_limit, "pgd_steps": pgd,
-             "fmn_steps": fmn, "threads": args.threads, "attack": attack_limit > 0}
+             "fmn_steps": fmn, "threads": args.threads, "attack": attack_limit > 0, "collect_only": args.collect_only}
             for layer in args.layers for seed in range(args.seed, args.seed + args.seeds)]
     load_before = load_average()
     with worker_pool(args.workers) as pool:
-        rows = run_sweep(run_task, jobs, pool, "runs")
+        results = run_sweep(run_task, jobs, pool, "runs")
+    rows = [row for row in results if row is not None]
+    pending = [f"{job['layer']} seed {job['seed']}" for job, row in zip(jobs, results) if row is None]
+    if pending:
+        print(f"not finished (left out, not resumed): {', '.join(pending)}")
+    if not rows:
+        print(f"no finished run under {root}")
+        return 0
     lines = summarize(rows, args.arch)
     title = (f"MNIST (60,000 / 10,000), {args.arch}, recipe {args.recipe}: ours (mean of {args.seeds} seed(s)) "
              "beside Li et al. 2019 (mean of 5)")
