@@ -39,3 +39,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def empty_data_folder(tmp_path_factory):
+    """orthoconv's data folder is an empty temporary one: a test never reads (or writes) the user's copy of a
+    data set, so that its outcome does not depend on what 'orthoconv data get' put there. The tests of the
+    real copy read it from the path they recorded at import."""
+    previous = os.environ.get("ORTHOCONV_DATA")
+    os.environ["ORTHOCONV_DATA"] = str(tmp_path_factory.mktemp("orthoconv-data"))
+    yield
+    if previous is None:
+        os.environ.pop("ORTHOCONV_DATA", None)
+    else:
+        os.environ["ORTHOCONV_DATA"] = previous

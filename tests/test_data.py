@@ -125,9 +125,20 @@ def test_missing_files_name_what_is_expected_in_one_line(tmp_path, name, expecte
     assert expected in str(info.value) and "\n" not in str(info.value)
 
 
-def test_full_data_sets_need_a_folder():
-    with pytest.raises(MissingDataError, match="data_dir"):
-        load("mnist")
+@pytest.mark.parametrize("name, advice", [("mnist", "orthoconv data get mnist"), ("fashion-mnist", "data_dir"),
+                                          ("cifar10", "data_dir")])
+def test_full_data_sets_need_a_folder_or_the_data_folder(tmp_path, monkeypatch, name, advice):
+    monkeypatch.setenv("ORTHOCONV_DATA", str(tmp_path))
+    with pytest.raises(MissingDataError, match=advice):
+        load(name)
+
+
+def test_data_folder_is_searched_without_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORTHOCONV_DATA", str(tmp_path))
+    (tmp_path / "fashion-mnist").mkdir()
+    arrays = write_mnist(tmp_path / "fashion-mnist")
+    data = load("fashion-mnist")
+    assert torch.equal(data.test.images[:, 0], torch.from_numpy(arrays["test"][0]))
 
 
 def test_unknown_name():

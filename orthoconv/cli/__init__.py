@@ -14,7 +14,7 @@ import sys
 
 from .args import Parser, fail
 
-COMMANDS = ("report", "verify", "run", "train", "certify")
+COMMANDS = ("report", "verify", "run", "train", "certify", "data")
 
 
 def build_parser() -> Parser:

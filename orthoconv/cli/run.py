@@ -14,6 +14,7 @@ EXPERIMENTS = {
     "svcm-rounds": "orthoconv.analysis.experiments.svcm_rounds",
     "robustness": "orthoconv.analysis.experiments.robustness",
     "wasserstein": "orthoconv.analysis.experiments.wasserstein",
+    "paper-table": "orthoconv.analysis.experiments.paper_table",
 }
 BENCHMARKS = {
     "core": "orthoconv.analysis.bench.core",

