@@ -166,8 +166,10 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
                     upper2, how = bound, f"Lehmann's bound ({len(deflation.values)} circular pairs deflated)"
             if upper2 <= target2 or len(krylov.Q) >= steps or krylov.last == 0:
                 break
-            krylov = lanczos(op, rtol * 1e-6, min(len(krylov.Q) + max(GROWTH, len(krylov.Q) // 2), steps),
-                             resume=krylov)
+            previous = len(krylov.Q)
+            krylov = lanczos(op, rtol * 1e-6, min(previous + max(GROWTH, previous // 2), steps), resume=krylov)
+            if len(krylov.Q) == previous:  # the whole space (dim < steps): nothing to extend
+                break
             grams = None if grams is None else krylov_grams(krylov, grams)
             lower = max(lower, witness(op, krylov.y))
             target2 = ((1 + rtol) * lower) ** 2
