@@ -173,3 +173,34 @@ def test_check_model_encloses_every_zero_padded_convolution():
         truth = torch_truth(module.weight.detach(), layer.input_shape[1:], "zeros", module.stride, 1, (1, 1), False)
         assert layer.sigma_max_lower <= truth * (1 + 1e-12) and truth <= layer.sigma_max * (1 + 1e-12)
         assert layer.exact or any("rtol" in note for note in layer.assumptions)
+
+
+@settings(max_examples=6, deadline=None)
+@given(c=st.integers(1, 4), n=st.integers(5, 9), stride=st.integers(1, 2), seed=st.integers(0, 2**16))
+def test_an_extended_lanczos_run_keeps_its_basis_orthonormal_and_its_products_exact(c, n, stride, seed):
+    from orthoconv.math.spectral.lanczos import gram_apply, lanczos
+    from orthoconv.math.spectral.lehmann import krylov_grams
+
+    op = conv_operator(kernel_of((c, c, 3, 3), seed), (n, n), stride, ((1, 1), (1, 1)), (1, 1), 1, "zeros")
+    first = lanczos(op, 1e-12, 6)
+    longer = lanczos(op, 1e-12, 20, resume=first)
+    k = len(first.Q)
+    assert torch.equal(longer.Q[:k], first.Q) and len(longer.Q) >= min(20, c * n * n) or first.last == 0
+    Q = longer.Q
+    assert torch.allclose(Q @ Q.T, torch.eye(len(Q), dtype=F64), atol=1e-10)
+    assert torch.allclose(longer.MQ, gram_apply(op, Q), atol=1e-12)
+    ritz = torch.linalg.eigvalsh(Q @ longer.MQ.T)[-1]
+    assert abs(longer.theta - float(ritz)) <= 1e-10 * float(ritz)
+    for part, whole in zip(krylov_grams(longer, krylov_grams(first)), krylov_grams(longer)):
+        assert torch.allclose(part, whole, rtol=0, atol=1e-12 * float(whole.abs().max()))
+
+
+def test_check_model_does_not_import_the_compiler():
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from torch import nn; from orthoconv.verify import check_model; "
+            "check_model(nn.Sequential(nn.Conv2d(2, 2, 3, padding=1)).double(), torch.zeros(1, 2, 6, 6, "
+            "dtype=torch.float64)); print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -86,7 +86,8 @@ def autocorrelation_taps(W: Tensor, kernel_size, r: Tensor, S: int, side: str) -
     ``(g, prod(2k - 1), c, c)`` float64, bin ``D`` row-major with ``t - t' + k - 1`` per dimension."""
     g, T, m, c_in_g = W.shape
     t = torch.arange(T, device=W.device)
-    multi = torch.stack(torch.unravel_index(t, tuple(kernel_size)), dim=1)  # (T, D)
+    strides = [math.prod(kernel_size[d + 1 :]) for d in range(len(kernel_size))]
+    multi = torch.stack([(t // st) % k for st, k in zip(strides, kernel_size)], dim=1)  # (T, D), row-major
     diff = multi[:, None, :] - multi[None, :, :] + torch.tensor(kernel_size, device=W.device) - 1
     bins = torch.zeros(T, T, dtype=torch.long, device=W.device)
     for d, k in enumerate(kernel_size):

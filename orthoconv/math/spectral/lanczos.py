@@ -57,60 +57,83 @@ def gram_apply(op: ConvOperator, x: Tensor) -> Tensor:
 @dataclass
 class Krylov:
     """An orthonormal basis ``Q`` ``(k, dim)`` of a Krylov space of ``M``, the products ``MQ = M Q``
-    (as computed), the top Ritz value ``theta`` and its unit Ritz vector ``y``."""
+    (as computed), the top Ritz value ``theta`` and its unit Ritz vector ``y``; ``T`` ``(k, k)`` the projected
+    matrix and ``last`` the size of the last block (0 once the space is invariant), kept to extend the run."""
 
     Q: Tensor
     MQ: Tensor
     theta: float
     y: Tensor
+    T: Tensor
+    last: int
 
 
-def _orthogonalize(w: Tensor, Q: Tensor) -> Tensor:
-    for _ in range(2):  # twice is enough (Giraud, Langou, Rozloznik 2005)
-        w = w - (w @ Q.T) @ Q
-    return w
+def _project_out(w: Tensor, Q: Tensor) -> tuple[Tensor, Tensor]:
+    """``w - (w Q^T) Q`` and the coefficients ``w Q^T``."""
+    coefficients = w @ Q.T
+    return w - coefficients @ Q, coefficients
 
 
-def lanczos(op: ConvOperator, rtol: float, max_steps: int, seed: int = 0, block: int = 2) -> Krylov:
+def _next_block(Q: Tensor, MQ: Tensor, b: int) -> Tensor | None:
+    """The next orthonormal block from the last ``b`` products (twice projected out, Giraud, Langou, Rozloznik
+    2005; the new block once more after its QR); None where ``M Q`` stays in the span (invariant subspace)."""
+    w, _ = _project_out(MQ[-b:], Q)
+    w, _ = _project_out(w, Q)
+    basis, R = torch.linalg.qr(w.T)
+    keep = R.diagonal().abs() > 1e-10 * float(torch.linalg.matrix_norm(MQ[-b:]))
+    if not bool(keep.any()):
+        return None
+    q, _ = _project_out(basis.T[keep], Q)
+    return q / torch.linalg.vector_norm(q, dim=1, keepdim=True)
+
+
+def lanczos(op: ConvOperator, rtol: float, max_steps: int, seed: int = 0, block: int = 2,
+            resume: Krylov | None = None) -> Krylov:
     """Block Lanczos on ``M = A^T A`` (``op`` taken as the forward convolution) from ``block`` seeded Gaussian
-    vectors (drawn on the CPU; a block resolves the nearly double top eigenvalues that symmetric kernels give)
-    until the top Ritz value moves by less than ``rtol / 100`` (relative) over the last 8 vectors, or
-    ``max_steps`` vectors; an invariant subspace ends it early. Memory: two ``max_steps x dim`` float64 arrays."""
+    vectors (drawn on the CPU; a block resolves the nearly double top eigenvalues that symmetric kernels give),
+    or extending the run ``resume``, until the top Ritz value moves by less than ``rtol / 100`` (relative) over
+    the last 8 vectors, or ``max_steps`` vectors; an invariant subspace ends it early. ``T`` keeps the diagonal
+    blocks and the couplings of consecutive blocks (the rest vanishes in exact arithmetic; ``T`` only steers
+    the run: the certificates use ``Q`` and ``MQ`` themselves). Memory: two ``max_steps x dim`` float64 arrays."""
     op = replace(op, adjoint=False)
     dim = math.prod(op.forward_shapes[0])
     max_steps = max(1, min(max_steps, dim))
     device = op.kernel.device
-    start = torch.randn(min(block, max_steps), dim, generator=torch.Generator().manual_seed(seed),
-                        dtype=torch.float64).to(device)
-    q = torch.linalg.qr(start.T).Q.T
     Q = torch.empty(max_steps, dim, dtype=torch.float64, device=device)
     MQ = torch.empty_like(Q)
     T = torch.zeros(max_steps, max_steps, dtype=torch.float64, device=device)
+    if resume is None:
+        start = torch.randn(min(block, max_steps), dim, generator=torch.Generator().manual_seed(seed),
+                            dtype=torch.float64).to(device)
+        q, k, prev = torch.linalg.qr(start.T).Q.T, 0, 0
+    else:
+        k, prev = len(resume.Q), resume.last
+        if k >= max_steps or prev == 0:
+            return resume
+        Q[:k], MQ[:k], T[:k, :k] = resume.Q, resume.MQ, resume.T
+        q = _next_block(Q[:k], MQ[:k], prev)
     history: list[tuple[int, float]] = []
-    k = 0
+    last = 0
     with torch.no_grad():
-        while True:
+        while q is not None:
             b = min(len(q), max_steps - k)
             Q[k : k + b], MQ[k : k + b] = q[:b], gram_apply(op, q[:b])
-            T[k : k + b, : k + b] = Q[k : k + b] @ MQ[: k + b].T
-            T[: k + b, k : k + b] = T[k : k + b, : k + b].T.clone()
-            k += b
+            lo = k - prev
+            T[k : k + b, lo : k + b] = Q[k : k + b] @ MQ[lo : k + b].T
+            T[lo : k + b, k : k + b] = T[k : k + b, lo : k + b].T.clone()
+            k, prev, last = k + b, b, b
             theta = float(torch.linalg.eigvalsh(0.5 * (T[:k, :k] + T[:k, :k].T))[-1])
             before = [value for steps, value in history if steps <= k - 8]
             history.append((k, theta))
             if k >= max_steps or (before and theta - before[-1] <= rtol / 100 * theta):
                 break
-            w = _orthogonalize(MQ[k - b : k].clone(), Q[:k])
-            basis, R = torch.linalg.qr(w.T)
-            keep = R.diagonal().abs() > 1e-10 * float(torch.linalg.matrix_norm(MQ[k - b : k]))
-            if not bool(keep.any()):
-                break
-            q = _orthogonalize(basis.T[keep], Q[:k])
-            q = q / torch.linalg.vector_norm(q, dim=1, keepdim=True)
-    Q, MQ = Q[:k], MQ[:k]
-    values, vectors = torch.linalg.eigh(0.5 * (T[:k, :k] + T[:k, :k].T))
+            q = _next_block(Q[:k], MQ[:k], b)
+            if q is None:
+                last = 0
+    Q, MQ, T = Q[:k], MQ[:k], T[:k, :k].clone()
+    values, vectors = torch.linalg.eigh(0.5 * (T + T.T))
     y = vectors[:, -1] @ Q
-    return Krylov(Q, MQ, float(values[-1]), y / torch.linalg.vector_norm(y))
+    return Krylov(Q, MQ, float(values[-1]), y / torch.linalg.vector_norm(y), T, last)
 
 
 def witness(op: ConvOperator, y: Tensor) -> float:

@@ -39,15 +39,31 @@ from .majorant import count_above, deflate, gamma, restrict, torus_size, window_
 GAPS = (0.05, 0.15, 0.3)  # deflate circular eigenvalues above (1 - gap) x the Lanczos estimate
 RHO_STEPS = 32
 MAX_PAIRS = 192  # the window Gram matrix costs (2 P)^2 dim
+GROWTH = 24  # the Lanczos run is extended by at least this many vectors (or half its length) per retry
 
 
-def lehmann_bound(op: ConvOperator, krylov: Krylov, count, top: float) -> float:
+def krylov_grams(krylov: Krylov, previous: tuple | None = None) -> tuple:
+    """``V V^T``, ``V Y^T``, ``Y Y^T`` (``V = Q``, ``Y = MQ``), the ``p^2 dim`` part of :func:`lehmann_bound`,
+    computed once per Krylov space; ``previous``: those of a run this one extends (only the new rows are
+    computed: the leading rows of ``Q`` and ``MQ`` are the same tensors' values)."""
+    V, Y = krylov.Q, krylov.MQ
+    p0 = 0 if previous is None else len(previous[0])
+    G, VY, YY = (torch.empty(len(V), len(V), dtype=V.dtype, device=V.device) for _ in range(3))
+    if p0:
+        G[:p0, :p0], VY[:p0, :p0], YY[:p0, :p0] = previous
+    G[p0:], VY[p0:], YY[p0:] = V[p0:] @ V.T, V[p0:] @ Y.T, Y[p0:] @ Y.T
+    G[:p0, p0:], VY[:p0, p0:], YY[:p0, p0:] = G[p0:, :p0].T, V[:p0] @ Y[p0:].T, YY[p0:, :p0].T
+    return G, VY, YY
+
+
+def lehmann_bound(op: ConvOperator, krylov: Krylov, count, top: float, grams: tuple | None = None) -> float:
     """The smallest certified ``u >= ||A||^2`` over a set of shifts ``rho`` (Ritz midpoints and a grid below the
     top Ritz value), from the certificate of the module docstring; ``top`` (``>= ||C||^2 >= ||M||``) where
-    none holds. ``count(rho)``: an upper bound on the eigenvalues of ``M`` above ``rho``, or None."""
+    none holds. ``count(rho)``: an upper bound on the eigenvalues of ``M`` above ``rho``, or None. ``grams``:
+    :func:`krylov_grams` of ``krylov`` (computed here when None)."""
+    p, dim = krylov.Q.shape
     V, Y = krylov.Q, krylov.MQ
-    p, dim = V.shape
-    G, VY, YY = V @ V.T, V @ Y.T, Y @ Y.T
+    G, VY, YY = krylov_grams(krylov) if grams is None else grams
     VY = 0.5 * (VY + VY.T)
     v_norm = float(torch.linalg.vector_norm(V, dim=1).max())
     y_norm, v_frob = float(torch.linalg.matrix_norm(Y)), float(torch.linalg.matrix_norm(V))
@@ -102,7 +118,8 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
     """``(lower, upper, method)`` with ``lower <= ||A||_2 <= upper`` for a zero-padded (``"valid"``, transposed)
     convolution, aiming at ``upper <= (1 + rtol) lower``: the Lanczos witness below, the circular embedding
     and, where that is not within ``rtol``, Lehmann's bound (module docstring) above, the deflation widened
-    through ``GAPS`` and the Lanczos run doubled once (settling to ``1e-6 rtol``) until ``rtol`` is met. ``max_bytes`` bounds the
+    through ``GAPS`` and the Lanczos run extended (by half its length, settling to ``1e-6 rtol``) until ``rtol``
+    is met or ``n_iter`` vectors. ``max_bytes`` bounds the
     deflated window vectors (rows of the input's size).
 
     The kernel is divided by the power of two that brings its largest entry into ``[1/2, 1)`` (exact; the
@@ -129,7 +146,8 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
         embedding = certified_circular_norm(unit, torus, op.stride, op.dilation, op.groups, rtol / 4)
         upper2, how = embedding.upper**2, f"the circular embedding [{embedding.method}]"
         widest = None
-        for attempt in range(2):
+        grams = None
+        while True:
             for gap in GAPS:
                 if upper2 <= target2:
                     break
@@ -138,16 +156,21 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
                     window = window_vectors(op, torus, widest)
                     gram = window @ window.T
                     del window
+                grams = krylov_grams(krylov) if grams is None else grams
                 threshold = krylov.theta * (1 - gap)
                 deflation = restrict(widest, threshold)
                 rows = torch.cat([widest.values > threshold] * 2)
                 count = count_above(deflation, gram[rows][:, rows], dim)
-                bound = lehmann_bound(op, krylov, count, min(widest.top, upper2))
+                bound = lehmann_bound(op, krylov, count, min(widest.top, upper2), grams)
                 if bound < upper2:
                     upper2, how = bound, f"Lehmann's bound ({len(deflation.values)} circular pairs deflated)"
-            if upper2 <= target2 or attempt or len(krylov.Q) >= steps:
+            if upper2 <= target2 or len(krylov.Q) >= steps or krylov.last == 0:
                 break
-            krylov = lanczos(op, rtol * 1e-6, min(2 * len(krylov.Q) + 40, steps))
+            previous = len(krylov.Q)
+            krylov = lanczos(op, rtol * 1e-6, min(previous + max(GROWTH, previous // 2), steps), resume=krylov)
+            if len(krylov.Q) == previous:  # the whole space (dim < steps): nothing to extend
+                break
+            grams = None if grams is None else krylov_grams(krylov, grams)
             lower = max(lower, witness(op, krylov.y))
             target2 = ((1 + rtol) * lower) ** 2
     where = "x".join(map(str, torus))
