@@ -46,10 +46,9 @@ when it is importable, as ``orth/upper`` and a time ratio ``orth_t/ours``.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import os
 import time
+from dataclasses import asdict
 
 import torch
 

@@ -27,11 +27,11 @@ import torch
 
 from orthoconv.cli.args import device, positive_float, positive_int
 
+from ..common.harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 from .gradient_measure import DTYPES, make_jobs, network_task
 from .gradient_plots import draw_depth, draw_spectra
 from .gradient_stacks import ACTIVATIONS, LAYERS, LayerUnavailable, check_layer
 from .gradient_tables import depth_rows, factor_rows, print_tables, spectrum_rows, training_rows
-from ..common.harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
 
 DEFAULTS = {
     "depths": [1, 2, 4, 8, 16, 32, 64],

@@ -27,8 +27,8 @@ from orthoconv.invariants import component_invariants, kernel_degrees, sample_bc
 from orthoconv.io.table import format_table
 from orthoconv.spectral import orthogonality_certificate
 
-from .components import parameter_classes
 from ..common.harness import experiment_parser, run_sweep, save_figure, worker_pool, write_json
+from .components import parameter_classes
 from .kernel_fit import ParameterClass, fit_class_to_kernel
 
 PATHS = {

@@ -20,8 +20,6 @@ from torch import Tensor
 
 from ..checks import check_input_size, check_kernel
 from .apply import power_iteration_lower_bound
-from .lanczos import lanczos, witness
-from .lehmann import compression_norm
 from .certified import certified_circular_norm
 from .circular import circular_arguments, circular_spectral_norm
 from .dense import operator_matrix
@@ -33,8 +31,9 @@ from .geometry import (
     padded_source,
     per_dim,
 )
+from .lanczos import lanczos, witness
+from .lehmann import compression_norm
 from .transfer import DEFAULT_CHUNK_BYTES
-
 
 DENSE_NORM_LIMIT = 1024  # a norm alone: dense only up to here (an SVD of 4096 x 4096 took 13.7 s on 2 cores)
 DEFAULT_RTOL = 1e-3  # the enclosure's aim where no rtol is given and no exact method is cheap
