@@ -15,9 +15,8 @@ from orthoconv.nn.dispatch import count_dispatch
 
 from layer_zoo import LAYERS, build, example_input
 
-SMALL_BUDGET = {"bcop": 400, "rko": 290, "ossn": 440, "svcm": 200, "soc": 440, "cayley": 790, "rkl2ne": 400,
-                "conv": 280, "lot": 830, "bro": 850,
-               "aol": 300, "cpl": 1270, "sll": 430, "sandwich": 780}
+SMALL_BUDGET = {"bcop": 430, "rko": 320, "ossn": 530, "svcm": 230, "soc": 980, "cayley": 790, "rkl2ne": 430,
+                "conv": 280, "lot": 820, "bro": 850, "aol": 330, "cpl": 1350, "sll": 520, "sandwich": 780}
 
 
 def counted_step(model, x):
