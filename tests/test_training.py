@@ -214,3 +214,21 @@ def test_projected_layers_are_projected_after_every_step(tiny_mnist, tmp_path, m
     built = 2 * 2  # each build (the run's, then model.pt's for the test) projects its two SVCM layers once
     assert len(calls) == built + 2 * steps
     assert summary["history"][-1]["lipschitz"] < 1.2
+
+
+def test_cli_resume_takes_the_checkpoints_settings_and_refuses_a_changed_one(tiny_mnist, tmp_path, capsys):
+    """``orthoconv train --out DIR --resume`` alone continues the run with its own settings (the documented
+    example); a setting given on the command line that differs from the checkpoint's is refused by name."""
+
+    out = str(tmp_path / "run")
+    first = ["train", "--dataset", "mnist", "--data-dir", tiny_mnist, "--batch-size", "16", "--lr", "0.01",
+             "--gamma", "0.5", "--train-eps", "0.3", "--epochs", "1", "--out", out]
+    assert main(first) == 0
+    assert main(["train", "--out", out, "--resume", "--epochs", "2"]) == 0
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[1]["lr"] == pytest.approx(0.01 * 0.5)
+    capsys.readouterr()
+    assert main(["train", "--out", out, "--resume", "--epochs", "3", "--lr", "0.02"]) == 2
+    err = capsys.readouterr().err
+    assert "lr" in err and len(err.strip().splitlines()) == 1

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "passthrough", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.argv = argv
     try:
         return int(args.func(args, extra) or 0)
     except (ValueError, TypeError, OSError) as err:

@@ -18,19 +18,41 @@ EXAMPLES = """examples:
 then: orthoconv certify OUT/model.pt"""
 
 
-def run(args, extra) -> int:
-    import torch
+def _given(argv: list[str]) -> dict:
+    """The training settings written on the command line ``argv`` (``train`` and its options), defaults left out."""
+    from ..training import TrainConfig
 
-    from ..training import TrainConfig, train
+    probe = argparse.ArgumentParser(add_help=False)
+    settings = [f for f in TrainConfig().to_dict() if f != "out"]
+    add_parser(probe.add_subparsers(dest="command")).set_defaults(**dict.fromkeys(settings))
+    parsed, _ = probe.parse_known_args(argv)
+    return {k: getattr(parsed, k) for k in settings if getattr(parsed, k) is not None}
 
-    torch.set_num_threads(args.threads)
+
+def _config(args):
+    """The run's settings: the options given, the defaults for the rest; with ``--resume``, the rest is the
+    checkpoint's own settings (so ``--out DIR --resume`` alone continues a run)."""
+    from ..training import TrainConfig
+    from ..training.loop import checkpoint_config
+
     out = str(args.out or f"runs/{args.dataset}-{args.arch}-{args.layer}-seed{args.seed}")
-    config = TrainConfig(
+    if args.resume:
+        return TrainConfig(**{**checkpoint_config(out).to_dict(), **_given(args.argv), "out": out})
+    return TrainConfig(
         dataset=args.dataset, data_dir=args.data_dir, split_seed=args.split_seed, arch=args.arch, layer=args.layer,
         activation=args.activation, normalize=args.normalize, loss=args.loss, train_eps=args.train_eps,
         temperature=args.temperature, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, gamma=args.gamma,
         seed=args.seed, select=args.select, eval_eps=args.eval_eps or [], device=args.device,
         precision=args.precision, out=out)
+
+
+def run(args, extra) -> int:
+    import torch
+
+    from ..training import train
+
+    torch.set_num_threads(args.threads)
+    config = _config(args)
     stream = sys.stderr if args.json else sys.stdout
     summary = train(config, resume=args.resume, log=lambda line: print(line, file=stream, flush=True))
     if args.json and "test" in summary:
@@ -38,7 +60,7 @@ def run(args, extra) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
+def add_parser(sub) -> argparse.ArgumentParser:
     from ..data import DATASETS
     from ..networks import ACTIVATIONS, ARCHITECTURES, CONV_LAYERS
     from ..training import LOSSES
@@ -98,7 +120,9 @@ def add_parser(sub) -> None:
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--out", type=types.output_folder, default=None,
                            help="output folder (default runs/DATASET-ARCH-LAYER-seedSEED)")
-    run_group.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
+    run_group.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt, with the "
+                           "settings saved there (options given must match them, except --epochs, --device and "
+                           "--data-dir)")
     run_group.add_argument("--device", type=types.device, default=d.device, help="cpu, cuda, ... (default %(default)s)")
     run_group.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                            help="auto: bf16 autocast on CUDA, fp32 elsewhere (evaluation is always fp32/fp64)")
@@ -108,3 +132,4 @@ def add_parser(sub) -> None:
     run_group.add_argument("--json", action="store_true", help="print the final summary as JSON (epoch lines go "
                            "to stderr)")
     parser.set_defaults(func=run)
+    return parser

@@ -172,15 +172,26 @@ def _check_and_show(totals: torch.Tensor, bar, epoch: int) -> None:
     bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.4f}")
 
 
-def _resume_state(out: Path, config: TrainConfig) -> dict:
-    path = out / CHECKPOINT
+def _checkpoint_record(out: Path) -> dict:
+    path = Path(out) / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"nothing to resume: {path} does not exist")
     record = read_record(path)
     training = record.get("training")
     if not isinstance(training, dict) or "optimizer" not in training:
         raise ValueError(f"{path} is a network checkpoint without a training state; it cannot be resumed")
-    saved = TrainConfig.from_dict(training["config"])
+    return record
+
+
+def checkpoint_config(out) -> TrainConfig:
+    """The settings of the run whose ``checkpoint.pt`` is in folder ``out`` (what ``--resume`` continues)."""
+    return TrainConfig.from_dict(_checkpoint_record(Path(out))["training"]["config"])
+
+
+def _resume_state(out: Path, config: TrainConfig) -> dict:
+    path = out / CHECKPOINT
+    record = _checkpoint_record(out)
+    saved = TrainConfig.from_dict(record["training"]["config"])
     changed = saved.differences(config)
     if changed:
         raise ValueError(f"{path} was trained with other settings ({', '.join(changed)}); "
