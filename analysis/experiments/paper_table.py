@@ -289,11 +289,17 @@ def best_line(lines: list[dict], arch: str) -> dict:
             "seeds": best["seeds"], "gloro_cert_1.58": GLORO, "gap": best["cert_1.58"] - GLORO}
 
 
+def _short(recipe: str) -> str:
+    """``ce 1.58, lr 0.003, gamma 0.891, T 0.25, 40 ep`` as ``ce1.58 lr0.003\ng0.891 T0.25\n40ep``."""
+    parts = [part.replace(" ", "").replace("gamma", "g") for part in recipe.split(", ")]
+    return "\n".join(" ".join(parts[i:i + 2]) for i in range(0, len(parts), 2))
+
+
 def draw(lines: list[dict], title: str):
     def build(plt):
-        figure, axes = plt.subplots(1, 2, figsize=(max(10, 1.3 * len(lines)), 4))
+        figure, axes = plt.subplots(2, 1, figsize=(max(8.0, 1.4 * len(lines)), 8), layout="constrained")
         several = len({line["recipe"] for line in lines}) > 1
-        labels = [line["layer"] + (f"\n{line['recipe']}".replace(", ", "\n") if several else "") for line in lines]
+        labels = [line["layer"] + (f"\n{_short(line['recipe'])}" if several else "") for line in lines]
         for axis, (ours, theirs, label) in zip(axes, (("clean", "paper_clean", "clean accuracy (%)"),
                                                       ("cert_1.58", "paper_cert_1.58",
                                                        "certified accuracy at 1.58 (%)"))):
@@ -305,23 +311,33 @@ def draw(lines: list[dict], title: str):
             axis.set_xticks(range(len(lines)), labels, fontsize=7 if several else 9)
             axis.set_ylabel(label)
             low = min(v for line in lines for v in (line[ours], line[theirs]) if v is not None)
-            axis.set_ylim((max(0, low - 5), 100) if ours == "clean" else (0, 75))
+            axis.set_ylim((max(0, low - 5), 102) if ours == "clean" else (0, 80))
             if ours == "cert_1.58":
                 axis.axhline(GLORO, color="k", linestyle="--", linewidth=0.8, label=f"GloRo (Large) {GLORO}")
-            axis.legend(fontsize=8)
+            axis.legend(fontsize=8, ncol=3, loc="upper left")
         figure.suptitle(title, fontsize=10)
         return figure
 
     return build
 
 
+def _cells(record: dict) -> dict:
+    """Accuracies with 2 decimals, ``L`` with 9, minutes and load with 1, for the printed tables."""
+    cells = {k: f"{v:.2f}" if isinstance(v, float) else v for k, v in record.items()}
+    cells["L"] = f"{record['L']:.9f}"
+    for key in ("train_min", "train_load"):
+        if record.get(key) is not None:
+            cells[key] = f"{record[key]:.1f}"
+    return cells
+
+
 def _report(rows: list[dict], lines: list[dict], best: dict, title: str, pending: list[str]) -> None:
     print(title)
-    print(format_table([{**line, "L": f"{line['L']:.9f}"} for line in lines], COLUMNS))
+    print(format_table([_cells(line) for line in lines], COLUMNS))
     print("\nper run (L measured in float64; violations: certified points broken by PGD or FMN at 1.58, of "
           "attacked_images test digits; train_min: training and validation wall time at the mean 1-minute load):")
-    print(format_table([{**r, "L": f"{r['L']:.9f}", "train_min": r["train_seconds"] / 60,
-                         "train_load": r["train_load_average"]} for r in rows], RUN_COLUMNS))
+    print(format_table([_cells({**r, "train_min": r["train_seconds"] / 60, "train_load": r["train_load_average"]})
+                        for r in rows], RUN_COLUMNS))
     print(f"\nbest certified at 1.58 of any orthoconv layer: {best['cert_1.58']:.2f} ({best['layer']}, {best['arch']}, "
           f"{best['recipe']}, mean of {best['seeds']} seed(s)) against GloRo's {GLORO} (Leino et al. 2021: Large, "
           f"unconstrained weights, TRADES, 300 epochs): {best['gap']:+.2f} points")
@@ -393,6 +409,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     load_before = load_average()
     with worker_pool(args.workers) as pool:
         rows = [row for row in run_sweep(run_task, jobs, pool, "runs") if row is not None]
+    order = {layer: i for i, layer in enumerate(LAYERS)}
+    rows.sort(key=lambda r: (order[r["layer"]], r["recipe"], r["seed"]))
     if not rows:
         print(f"no finished run under {root}" + (f" (not finished: {', '.join(pending)})" if pending else ""))
         return 0
