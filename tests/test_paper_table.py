@@ -198,3 +198,16 @@ def test_an_existing_run_with_other_settings_is_an_error_not_a_row(tmp_path):
         pt.train_run(folder, "small", "bcop", 0, asked, 120, ("loss", "train_eps", "lr", "gamma"))
     same = pt.recipe_config("ce", None, 1.58)
     assert pt.train_run(folder, "small", "bcop", 0, same, None, ("loss", "train_eps", "lr", "gamma"))["test"]
+
+
+def test_recipes_that_differ_in_any_setting_are_separate_lines():
+    base = {"loss": "ce", "train_eps": 1.58, "lr": 3e-3, "gamma": 0.891, "temperature": 0.25, "batch_size": 128}
+    variants = [base, {**base, "lr": 0.0030000000000000001 + 1e-12}, {**base, "gamma": 0.8910001},
+                {**base, "temperature": 0.5}, {**base, "train_eps": 1.5800001}, {**base, "batch_size": 256}]
+    rows = [{"layer": "bcop", "seed": 0, "clean": 95.0, "cert_1.58": 45.0, "cert_0.5": 90.0, "cert_1.0": 70.0,
+             "pgd_1.58": None, "violations": 0, "attacked_images": 100, "L": 1.0, "train_seconds": 60.0,
+             **pt.recipe_fields(config, 40)} for config in variants]
+    rows.append({**rows[0], "seed": 1, "clean": 97.0})
+    lines = pt.summarize(rows, "small")
+    assert len(lines) == len(variants) and [line["seeds"] for line in lines].count(2) == 1
+    assert next(line for line in lines if line["seeds"] == 2)["clean_per_seed"] == [95.0, 97.0]
