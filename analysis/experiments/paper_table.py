@@ -131,8 +131,8 @@ def run_name(arch: str, layer: str, settings: dict, seed: int) -> str:
 
 def recipe_fields(config: dict, epochs: int) -> dict:
     """A run's recipe (loss, train_eps, lr, gamma, epochs, temperature, batch_size) from its saved training
-    settings and its number of epochs,
-    with a label that names every value exactly (``ce 1.58, lr 0.003, gamma 0.891, T 0.25, 40 ep``)."""
+    settings and its number of epochs, with a label that names every value exactly
+    (``ce 1.58, lr 0.003, gamma 0.891, T 0.25, 40 ep``)."""
     hinge = config["loss"] == "hinge"
     fields = {"loss": config["loss"], "train_eps": config["train_eps"], "lr": config["lr"], "gamma": config["gamma"],
               "epochs": epochs, "temperature": None if hinge else config["temperature"],
