@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analysis.experiments import paper_table as pt
+from analysis.experiments import paper_table_report as report
 from orthoconv.cli import main
 from orthoconv.networks import CONV_LAYERS
 
@@ -69,8 +70,8 @@ def test_runs_with_different_settings_never_share_a_folder(first, second):
 
 
 def test_every_constrained_layer_of_the_networks_is_a_row():
-    assert set(pt.LAYERS) == set(CONV_LAYERS) - {"conv"} and pt.LAYERS[:4] == pt.PAPER_LAYERS
-    assert {"aol", "cpl", "sll", "lot", "bro", "sandwich"} <= set(pt.LAYERS)
+    assert set(report.LAYERS) == set(CONV_LAYERS) - {"conv"} and report.LAYERS[:4] == report.PAPER_LAYERS
+    assert {"aol", "cpl", "sll", "lot", "bro", "sandwich"} <= set(report.LAYERS)
 
 
 @pytest.mark.parametrize("argv, argument", [
@@ -208,6 +209,6 @@ def test_recipes_that_differ_in_any_setting_are_separate_lines():
              "pgd_1.58": None, "violations": 0, "attacked_images": 100, "L": 1.0, "train_seconds": 60.0,
              **pt.recipe_fields(config, 40)} for config in variants]
     rows.append({**rows[0], "seed": 1, "clean": 97.0})
-    lines = pt.summarize(rows, "small")
+    lines = report.summarize(rows, "small")
     assert len(lines) == len(variants) and [line["seeds"] for line in lines].count(2) == 1
     assert next(line for line in lines if line["seeds"] == 2)["clean_per_seed"] == [95.0, 97.0]
