@@ -212,3 +212,45 @@ def test_recipes_that_differ_in_any_setting_are_separate_lines():
     lines = report.summarize(rows, "small")
     assert len(lines) == len(variants) and [line["seeds"] for line in lines].count(2) == 1
     assert next(line for line in lines if line["seeds"] == 2)["clean_per_seed"] == [95.0, 97.0]
+
+
+def test_given_settings_reach_the_training_and_a_resumed_run_keeps_its_own(tmp_path, monkeypatch):
+    from orthoconv import training
+
+    calls = []
+    monkeypatch.setattr(training, "train", lambda config, resume, log: calls.append((config, resume)) or {})
+    asked = pt.recipe_config("ce", 120, 1.3, lr=1e-3, gamma=0.977, temperature=0.5)
+    fresh = tmp_path / pt.run_name("small", "sll", asked, 2)
+    pt.train_run(fresh, "small", "sll", 2, asked, 120, ("loss", "train_eps", "lr", "gamma", "temperature"))
+    config, resume = calls.pop()
+    assert not resume and (config.dataset, config.arch, config.layer, config.seed, config.out) == (
+        "mnist", "small", "sll", 2, str(fresh))
+    assert (config.loss, config.train_eps, config.lr, config.gamma, config.temperature, config.epochs,
+            config.batch_size) == ("ce", 1.3, 1e-3, 0.977, 0.5, 120, 128)
+
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    (resumed / "checkpoint.pt").write_bytes(b"")
+    saved = {**config.to_dict(), "epochs": 60, "out": "elsewhere"}
+    monkeypatch.setattr(pt, "_saved_config", lambda folder: saved)
+    pt.train_run(resumed, "small", "sll", 2, asked, None, ("loss", "train_eps", "lr", "gamma", "temperature"))
+    config, resume = calls.pop()
+    assert resume and (config.epochs, config.out, config.gamma) == (60, str(resumed), 0.977)
+    with pytest.raises(ValueError, match=r"temperature 0.5 \(asked 0.25\)"):
+        pt.train_run(resumed, "small", "sll", 2, pt.recipe_config("ce", 120, 1.3, lr=1e-3, gamma=0.977), None,
+                     ("loss", "train_eps", "lr", "gamma", "temperature"))
+    assert not calls
+
+
+def test_the_command_line_settings_name_the_runs_it_trains(tmp_path, monkeypatch, capsys):
+    jobs = []
+    monkeypatch.setattr("orthoconv.data.verify_mnist_folder", lambda folder: None)
+    monkeypatch.setattr(pt, "run_sweep", lambda task, todo, pool, label: jobs.extend(todo) or [])
+    argv = ["--root", str(tmp_path), "--layers", "bcop", "--seeds", "2", "--workers", "1", "--out", str(tmp_path)]
+    assert pt.main([*argv, "--epochs", "120", "--gamma", "0.977", "--train-eps", "1.3"]) == 0
+    assert [job["folder"] for job in jobs] == [str(tmp_path / f"small-bcop-ce1.3-g977-seed{s}") for s in (0, 1)]
+    assert jobs[0]["train"]["settings"]["gamma"] == 0.977 and "gamma" in jobs[0]["train"]["checked"]
+    jobs.clear()
+    assert pt.main([*argv, "--epochs", "120"]) == 0  # the ce decay derived from the epochs: not checked
+    assert jobs[0]["train"]["settings"]["gamma"] == 0.962 and "gamma" not in jobs[0]["train"]["checked"]
+    assert "no finished run under" in capsys.readouterr().out
