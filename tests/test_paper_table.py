@@ -178,6 +178,9 @@ def test_collection_prints_the_table_the_best_line_and_fails_on_a_violation(tmp_
 def test_collection_of_nothing_says_so(tmp_path, capsys):
     status, out = collect(tmp_path, capsys)
     assert status == 0 and "no finished run under" in out
+    fake_run(tmp_path / "runs", finished=False)
+    status, out = collect(tmp_path, capsys, "--json")
+    assert status == 0 and json.loads(out)["not_finished"] == ["small-bcop-ce1.58-seed0"]
 
 
 def test_collect_only_never_trains_an_unfinished_run(tmp_path):

@@ -309,7 +309,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     order = {layer: i for i, layer in enumerate(LAYERS)}
     rows.sort(key=lambda r: (order[r["layer"]], r["recipe"], r["seed"]))
     if not rows:
-        print(f"no finished run under {root}" + (f" (not finished: {', '.join(pending)})" if pending else ""))
+        message = f"no finished run under {root}" + (f" (not finished: {', '.join(pending)})" if pending else "")
+        print(json.dumps({"rows": [], "not_finished": pending, "message": message}) if args.json else message)
         return 0
     lines = summarize(rows, args.arch)
     best = best_line(lines, args.arch)
