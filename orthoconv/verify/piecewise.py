@@ -22,6 +22,7 @@ stated. A mask on another hyperplane, two hyperplanes, or pieces that jump: ``No
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import torch
 from torch import Tensor, fx
@@ -158,7 +159,7 @@ def _source(c, leaves: list) -> float:
     pieces = [_piece(c, leaf) for leaf in leaves]
     if len(leaves) > 1 and all(p is not None for p in pieces) and len({(p[0], p[1]) for p in pieces}) == 1:
         spans = sorted((p[2], p[3]) for p in pieces)
-        if all(a[1] <= b[0] for a, b in zip(spans, spans[1:])) and math.isfinite(c.lip(pieces[0][0])):
+        if all(a[1] <= b[0] for a, b in pairwise(spans)) and math.isfinite(c.lip(pieces[0][0])):
             return c.lip(pieces[0][0])
     return math.sqrt(sum(c.lip(leaf) ** 2 for leaf in leaves))
 

@@ -9,7 +9,8 @@
   :func:`orthoconv.verify.operators.module_bound`, the code path of every module (``orthoconv.math.spectral``);
 - ``linear``/``matmul``/``mm``/``addmm`` with one constant matrix ``W``: the SVD of ``W``;
 - reshapes, permutations, slices, flips, rolls, sorting, max/min over a dimension, 1-Lipschitz activations
-  (``relu``, ``clamp``, ``hardtanh``, ``tanh``, ``abs``): 1; other activations: ``sup |f'|`` of the module
+  (``relu``, ``clamp``, ``hardtanh``, ``tanh``, ``abs``): 1; ``prelu`` with constant slopes ``w``:
+  ``max(1, max |w|)``; other activations: ``sup |f'|`` of the module
   with the same arguments; pooling: :mod:`orthoconv.verify.pooling`; padding: copy counts;
 - upsampling (nearest, bilinear, bicubic, ...): the operator is ``A_1 (x) ... (x) A_d`` (separable, rows of
   each ``A_i`` sum to 1), each ``A_i`` read by applying the op to constant-along-the-other-axes basis images:
@@ -94,6 +95,9 @@ def bound(c, node, value) -> float:
         return _gather(c, node, shape)
     if name in _ACTIVATIONS:
         return _activation(c, node, name)
+    if name in ("prelu", "_prelu_kernel"):  # slope 1 above 0, the constant w_c below: max(1, |w|), attained
+        slopes = c.constant(node, node.args[1], "slope").abs()
+        return max(1.0, float(slopes.max()) if slopes.numel() else 1.0) * c.only_first(node)
     if name in _CONV:
         return measured.convolution(c, node, value)
     if name in ("linear", "matmul", "mm", "addmm"):
