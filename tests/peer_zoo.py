@@ -23,9 +23,9 @@ def _orthogonium():
 def aoc_strided_grouped():
     ol = _orthogonium()[0]
     return nn.Sequential(ol.AdaptiveOrthoConv2d(4, 8, 3, padding=1, groups=2), ol.HouseHolder(8),
-                         ol.AdaptiveOrthoConv2d(8, 16, 2, stride=2, padding=0, groups=4), ol.MaxMin(),
-                         ol.AdaptiveOrthoConv2d(16, 16, 5, padding=2), ol.Abs(), nn.Flatten(),
-                         ol.OrthoLinear(16 * 3 * 3, 10))
+                         ol.AdaptiveOrthoConv2d(8, 8, 2, stride=2, padding=0, groups=4), ol.MaxMin(),
+                         ol.AdaptiveOrthoConv2d(8, 8, 3, padding=1), ol.Abs(), nn.Flatten(),
+                         ol.OrthoLinear(8 * 3 * 3, 10))
 
 
 def aoc_transpose_householder():

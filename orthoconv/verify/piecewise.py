@@ -1,8 +1,8 @@
 """Continuous piecewise-linear maps split by one hyperplane: HouseHolder activations, masked ReLUs.
 
 A traced forward that multiplies by comparison masks (``x * (s <= 0) + R x * (s > 0)``) or picks with
-``where(s > 0, u, w)`` computes, at every position ``p`` of its inputs ``v = (v_1, ..., v_k)`` (values of
-one shape), an affine map on each side of the hyperplane ``s_p(v) = <n_p, v_p> + t_p = 0``: ``A_p`` where
+``where(s > r, u, w)`` (``r`` constant) computes, at every position ``p`` of its inputs ``v = (v_1, ..., v_k)``
+(values of one shape), an affine map on each side of the hyperplane ``s_p(v) - r_p = <n_p, v_p> + t_p = 0``: ``A_p`` where
 ``s < 0``, ``Z_p`` on it, ``B_p`` where ``s > 0``. The coefficients are read from the graph (constant
 multiplications, sums, differences, masks, ``where``), never from a class name. When the three pieces agree
 on the hyperplane (``(A - Z) w = (B - Z) w = 0`` for ``w`` orthogonal to ``n``, offsets equal on it: the
@@ -45,7 +45,7 @@ class _Forms:
     (the regions ``s < 0``, ``s = 0``, ``s > 0``) with ``s`` broadcastable to the inputs' shape."""
 
     def __init__(self, c, rank: int):
-        self.c, self.rank, self.selector, self.masks_allowed = c, rank, None, True
+        self.c, self.rank, self.selector, self.threshold, self.masks_allowed = c, rank, None, None, True
 
     def const(self, value) -> Tensor | None:
         t = torch.as_tensor(value, dtype=torch.float64).cpu()
@@ -53,18 +53,22 @@ class _Forms:
             return None
         return t.reshape((1,) * (1 + self.rank - t.dim()) + tuple(t.shape))
 
+    def constant(self, value) -> dict | None:
+        k = self.const(value)
+        return None if k is None else {ONE: k}
+
     def only_constant(self, form):
         return form[ONE] if form is not None and set(form) == {ONE} else None
 
     def form(self, node, depth: int = _DEPTH) -> dict | None:
         c = self.c
         if not isinstance(node, fx.Node):
-            return {ONE: self.const(node)} if isinstance(node, (int, float, bool)) else None
+            return self.constant(node) if isinstance(node, (int, float, bool)) else None
         if node in c.steps:
             return self.mask(node, depth)
         if c.lip(node) == 0:
             value = c.value(node)
-            return {ONE: self.const(value)} if isinstance(value, (Tensor, int, float, bool)) else None
+            return self.constant(value) if isinstance(value, (Tensor, int, float, bool)) else None
         name = op_name(node)
         if name not in FORM_OPS or depth == 0:
             if node in c.pending or not math.isfinite(c.lip(node)):
@@ -104,7 +108,7 @@ class _Forms:
         return first
 
     def mask(self, node, depth: int) -> dict | None:
-        """A comparison of one input-dependent value ``s`` with zero: 0/1 per region."""
+        """A comparison of one input-dependent value with a constant ``r``: 0/1 per region of ``s = v - r``."""
         c, name = self.c, op_name(node)
         if name in ("_to_copy", "to", "clone", "alias", "contiguous"):
             return self.form(node.args[0], depth - 1) if node.args[0] in c.steps else None
@@ -120,12 +124,12 @@ class _Forms:
             s, threshold, name = b, a, _MIRROR[name]
         else:
             return None
-        zero = torch.as_tensor(c.value(threshold))
-        if bool((zero != 0).any()) or s in c.pending or s in c.steps:
+        value = torch.as_tensor(c.value(threshold), dtype=torch.float64).cpu()
+        if s in c.pending or s in c.steps:
             return None
         if self.selector is None:
-            self.selector = s
-        elif self.selector is not s:
+            self.selector, self.threshold = s, value
+        elif self.selector is not s or not torch.equal(self.threshold, value):
             return None
         return {ONE: torch.tensor(_MASKS[name], dtype=torch.float64).reshape((3,) + (1,) * self.rank)}
 
@@ -176,7 +180,7 @@ def certify(c, node, value) -> float | None:
     if forms.selector is None or any(f is None for f in found):
         return None
     forms.masks_allowed = False
-    selector = forms.form(forms.selector)
+    selector = _combine(forms.form(forms.selector), forms.constant(forms.threshold), -1.0)
     if selector is None or any(not torch.equal(v[0], v[1]) or not torch.equal(v[1], v[2])
                                for v in (t.expand(3, *t.shape[1:]) for t in selector.values())):
         return None
