@@ -155,3 +155,18 @@ def test_l2_norm_residual_combines_the_terms_in_quadrature(a, b):
 def test_roots_of_anything_but_a_nonnegative_sum_of_squares_are_refused(fn, message):
     with pytest.raises(TypeError, match=message):
         check_model(Lambda(fn), torch.randn(1, 2, 4, 4, dtype=F64), lower_steps=0)
+
+
+@pytest.mark.parametrize("fn, constant", [
+    (lambda x: torch.cat([F.relu(x), F.relu(-x)], 1), 1.0),  # deel-torchlip's MaxMin: sqrt(2) by composition
+    (lambda x: torch.cat([F.relu(2 * x), F.relu(-x), x.abs()], 1), math.sqrt(5)),
+    (lambda x: torch.cat([F.relu(x), F.relu(x)], 1), math.sqrt(2)),
+    (lambda x: torch.cat([F.leaky_relu(x, 0.5), -F.relu(-x)], 1), math.sqrt(1.25)),
+])
+def test_concatenated_kinks_of_one_value_are_bounded_by_the_steeper_side(fn, constant):
+    model = Lambda(fn)
+    x = torch.randn(1, 2, 3, 3, dtype=F64, generator=torch.Generator().manual_seed(2))
+    upper = check_model(model, x, lower_steps=0).lipschitz_upper
+    assert upper == pytest.approx(constant, rel=1e-12)
+    assert max(jacobian_norm(model, x + 5), jacobian_norm(model, x - 5)) == pytest.approx(constant, rel=1e-12)
+    assert pair_ratio(model, (2, 3, 3)) <= constant * (1 + 1e-9)

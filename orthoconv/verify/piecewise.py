@@ -1,10 +1,12 @@
-"""Continuous piecewise-linear maps split by one hyperplane: HouseHolder activations, masked ReLUs.
+"""Continuous piecewise-linear maps split by one hyperplane: HouseHolder activations, masked ReLUs, kinks.
 
 A traced forward that multiplies by comparison masks (``x * (s <= 0) + R x * (s > 0)``) or picks with
 ``where(s > r, u, w)`` (``r`` constant) computes, at every position ``p`` of its inputs ``v = (v_1, ..., v_k)``
 (values of one shape), an affine map on each side of the hyperplane ``s_p(v) - r_p = <n_p, v_p> + t_p = 0``: ``A_p`` where
 ``s < 0``, ``Z_p`` on it, ``B_p`` where ``s > 0``. The coefficients are read from the graph (constant
-multiplications, sums, differences, masks, ``where``), never from a class name. When the three pieces agree
+multiplications, sums, differences, masks, ``where``; ``relu(u)``, ``leaky_relu(u)``, ``|u|`` of forms ``u``
+that are multiples of the selector, as in deel-torchlip's ``MaxMin`` ``cat(relu(x), relu(-x))``), never from a
+class name. When the three pieces agree
 on the hyperplane (``(A - Z) w = (B - Z) w = 0`` for ``w`` orthogonal to ``n``, offsets equal on it: the
 map is continuous), a segment from ``v`` to ``v'`` splits where it crosses the hyperplane, so
 
@@ -34,6 +36,7 @@ from .tracing import arg, op_name
 ONE = "1"
 FORM_OPS = {"mul", "div", "add", "sub", "rsub", "neg", "where", "_to_copy", "to", "type_as", "clone", "alias",
             "contiguous", "positive", "logical_not", "bitwise_not"}
+KINKS = {"relu", "leaky_relu", "abs"}
 _MASKS = {"le": (1.0, 1.0, 0.0), "lt": (1.0, 0.0, 0.0), "ge": (0.0, 1.0, 1.0), "gt": (0.0, 0.0, 1.0),
           "eq": (0.0, 1.0, 0.0), "ne": (1.0, 0.0, 1.0)}
 _MIRROR = {"le": "ge", "lt": "gt", "ge": "le", "gt": "lt", "eq": "eq", "ne": "ne"}
@@ -45,7 +48,7 @@ class _Forms:
     (the regions ``s < 0``, ``s = 0``, ``s > 0``) with ``s`` broadcastable to the inputs' shape."""
 
     def __init__(self, c, rank: int):
-        self.c, self.rank, self.selector, self.threshold, self.masks_allowed = c, rank, None, None, True
+        self.c, self.rank, self.selector, self.label, self.masks_allowed = c, rank, None, "", True
 
     def const(self, value) -> Tensor | None:
         t = torch.as_tensor(value, dtype=torch.float64).cpu()
@@ -70,6 +73,8 @@ class _Forms:
             value = c.value(node)
             return self.constant(value) if isinstance(value, (Tensor, int, float, bool)) else None
         name = op_name(node)
+        if name in KINKS and depth > 0 and self.masks_allowed:
+            return self.kink(node, depth)
         if name not in FORM_OPS or depth == 0:
             if node in c.pending or not math.isfinite(c.lip(node)):
                 return None
@@ -110,12 +115,14 @@ class _Forms:
     def mask(self, node, depth: int) -> dict | None:
         """A comparison of one input-dependent value with a constant ``r``: 0/1 per region of ``s = v - r``."""
         c, name = self.c, op_name(node)
+        if not self.masks_allowed:
+            return None
         if name in ("_to_copy", "to", "clone", "alias", "contiguous"):
             return self.form(node.args[0], depth - 1) if node.args[0] in c.steps else None
         if name in ("logical_not", "bitwise_not"):
             inner = self.mask(node.args[0], depth - 1) if node.args[0] in c.steps else None
             return {ONE: 1 - inner[ONE]} if inner is not None else None
-        if name not in _MASKS or not self.masks_allowed or len(node.args) < 2:
+        if name not in _MASKS or len(node.args) < 2:
             return None
         a, b = node.args[0], node.args[1]
         if c.lip(a) > 0 and c.lip(b) == 0:
@@ -124,14 +131,55 @@ class _Forms:
             s, threshold, name = b, a, _MIRROR[name]
         else:
             return None
-        value = torch.as_tensor(c.value(threshold), dtype=torch.float64).cpu()
-        if s in c.pending or s in c.steps:
+        orientation = self.orient(_combine(self.linear(s, depth), self.constant(c.value(threshold)), -1.0), s)
+        if orientation is None:
+            return None
+        vector = torch.tensor(_MASKS[name], dtype=torch.float64).reshape((3,) + (1,) * self.rank)
+        return {ONE: torch.where(orientation > 0, vector, vector.flip(0))}
+
+    def kink(self, node, depth: int) -> dict | None:
+        """``relu(u)``, ``leaky_relu(u, a)``, ``|u|`` of a form ``u`` whose sign is the selector's."""
+        name, u = op_name(node), node.args[0]
+        form = self.linear(u, depth)
+        orientation = self.orient(form, u)
+        if orientation is None:
+            return None
+        below = {"relu": 0.0, "leaky_relu": float(arg(node, 1, "negative_slope", 0.01)), "abs": -1.0}[name]
+        vector = torch.tensor([below, 1.0, 1.0], dtype=torch.float64).reshape((3,) + (1,) * self.rank)
+        return _scale(form, torch.where(orientation > 0, vector, vector.flip(0)))
+
+    def linear(self, node, depth: int) -> dict | None:
+        """The form of ``node``, the same in every region (no masks below it)."""
+        allowed, self.masks_allowed = self.masks_allowed, False
+        try:
+            form = self.form(node, depth - 1) if allowed else None
+        finally:
+            self.masks_allowed = allowed
+        if form is None or any(not (torch.equal(v[0], v[-1]) and torch.equal(v[0], v[len(v) // 2])) for v in (
+                t.expand(3, *t.shape[1:]) for t in form.values())):
+            return None
+        return {k: v[:1] for k, v in form.items()}
+
+    def orient(self, form, node) -> Tensor | None:
+        """``+1`` / ``-1`` per position where ``form`` is a positive / negative multiple of the selector (the
+        first form compared, which becomes the selector); None if it is not a multiple of it."""
+        if form is None:
             return None
         if self.selector is None:
-            self.selector, self.threshold = s, value
-        elif self.selector is not s or not torch.equal(self.threshold, value):
+            self.selector, self.label = form, node.name
+            return torch.ones((1,) * (self.rank + 1), dtype=torch.float64)
+        keys = set(form) | set(self.selector)
+        zero = torch.zeros((1,) * (self.rank + 1), dtype=torch.float64)
+        a = [form.get(k, zero) for k in keys]
+        b = [self.selector.get(k, zero) for k in keys]
+        dot = sum(x * y for x, y in zip(a, b))
+        norm2 = sum(y * y for y in b)
+        ratio = dot / norm2.clamp_min(1e-300)
+        scale = sum(x.abs() + y.abs() for x, y in zip(a, b))
+        if any(bool(((x - ratio * y).abs() > 1e-12 * scale).any()) for x, y in zip(a, b)) or bool(
+                ((ratio == 0) & (norm2 > 0)).any()):
             return None
-        return {ONE: torch.tensor(_MASKS[name], dtype=torch.float64).reshape((3,) + (1,) * self.rank)}
+        return torch.where(ratio < 0, -1.0, 1.0)
 
 
 def _scale(form, k):
@@ -179,11 +227,7 @@ def certify(c, node, value) -> float | None:
     found = [forms.form(p) for p in parts]
     if forms.selector is None or any(f is None for f in found):
         return None
-    forms.masks_allowed = False
-    selector = _combine(forms.form(forms.selector), forms.constant(forms.threshold), -1.0)
-    if selector is None or any(not torch.equal(v[0], v[1]) or not torch.equal(v[1], v[2])
-                               for v in (t.expand(3, *t.shape[1:]) for t in selector.values())):
-        return None
+    selector = {k: v.expand(3, *v.shape[1:]) for k, v in forms.selector.items()}
     leaves = list(dict.fromkeys(k for f in found + [selector] for k in f if k is not ONE))
     shapes = {c.shape(leaf) for leaf in leaves} | {c.shape(p) for p in parts if isinstance(p, fx.Node)}
     if not leaves or len(shapes) != 1:
@@ -222,5 +266,5 @@ def certify(c, node, value) -> float | None:
     lipschitz = float(torch.where(flat, on_sides, constant).max())
     c.record(f"{c.owner(node)}:piecewise", "PiecewiseLinearCertificate", value.shape, value.shape,
              OperatorBound(lipschitz, False, True, f"max(||A||, ||B||) over {len(leaves)} inputs, pieces continuous "
-                           f"across s = {forms.selector.name} = 0 (gap {float(gap.max()):.1e})"))
+                           f"across the sign of {forms.label} (gap {float(gap.max()):.1e})"))
     return lipschitz * _source(c, leaves)

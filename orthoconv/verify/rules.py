@@ -36,7 +36,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from . import measured, residual
+from . import measured, piecewise, residual
 from .operators import activation_lipschitz, module_bound, pad_bound
 from .tracing import arg, op_name
 
@@ -281,6 +281,8 @@ def _cat(c, node, name: str, value) -> float:
     c.within_samples(node, tuple(value.shape), first, "joins across")
     plain = math.sqrt(sum(c.lip(p) ** 2 for p in parts))
     pieces = residual.disjoint_pieces_bound(c, node, parts, first)
+    if pieces is None and any(op_name(p) in piecewise.KINKS for p in parts if isinstance(p, torch.fx.Node)):
+        pieces = piecewise.certify(c, node, value)  # cat(relu(v), relu(-v)): one kink, not sqrt(2)
     return min(plain, pieces) if pieces is not None else plain
 
 
