@@ -115,3 +115,21 @@ def test_orthogonium_l2_norm_residual_is_certified_at_one():
     assert "L2NormCertificate" in [layer.type for layer in report.layers]
     assert report.lipschitz_upper <= 1 + 1e-4
     assert pm.folded_jacobian_norm(model, x) <= report.lipschitz_upper * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("library", ["orthogonium", "torchlip"])
+def test_centering_layers_are_projections_or_shifts_certified_at_one(library):
+    """LayerCentering subtracts each channel's spatial mean (a projection, norm 1, attained); BatchCentering
+    in eval subtracts its running mean (a shift, 1)."""
+    if library == "orthogonium":
+        from orthogonium.layers import BatchCentering2D as Batch
+        from orthogonium.layers import LayerCentering2D as Layer
+    else:
+        from deel.torchlip import BatchCentering as Batch
+        from deel.torchlip import LayerCentering as Layer
+    torch.manual_seed(7)
+    x = torch.randn(1, 4, 5, 5)
+    for model in (Layer(4).eval(), Batch(4).eval()):
+        report = check_model(model, x, lower_steps=0)
+        assert report.lipschitz_upper == 1.0
+        assert pm.folded_jacobian_norm(model, x) == pytest.approx(1.0, rel=1e-6)
