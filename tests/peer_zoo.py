@@ -47,6 +47,14 @@ def sll_dense_head():
                          Dense(4 * 6 * 6, 4 * 6 * 6, 32), ol.OrthoLinear(4 * 6 * 6, 10))
 
 
+def aoc_lipschitz_res_blocks():
+    from orthogonium.layers import OrthoLinear
+    from orthogonium.layers.conv.SLL.sll_layer import AOCLipschitzResBlock
+
+    return nn.Sequential(AOCLipschitzResBlock(4, 2, 3), AOCLipschitzResBlock(4, 1, 3, padding_mode="zeros"),
+                         nn.Flatten(), OrthoLinear(4 * 6 * 6, 10))
+
+
 def orthogonium_residuals():
     ol, _, _, _, Additive, Concat, L2Norm, Prescaled = _orthogonium()
     return nn.Sequential(L2Norm(ol.AdaptiveOrthoConv2d(4, 4, 3, padding=1)),
@@ -113,6 +121,7 @@ ZOO = {
                                                                               (4, 6, 6), True),
     "orthogonium AOL, ChannelShuffle, HouseHolder, AvgPool": (aol_channel_shuffle, (4, 6, 6), False),
     "orthogonium SLL blocks (kernel 5, groups 2), SLL dense": (sll_dense_head, (4, 6, 6), True),
+    "orthogonium AOCLipschitzResBlock (circular and zeros)": (aoc_lipschitz_res_blocks, (4, 6, 6), True),
     "orthogonium L2Norm/Prescaled/Concat/Additive residuals": (orthogonium_residuals, (4, 6, 6), True),
     "torchlip GroupSort(4), FullSort, L2-norm pools, Frobenius": (torchlip_pooling_net, (3, 6, 6), True),
     "torchlip HouseHolder, circular, invertible downsampling, export": (torchlip_householder_export, (3, 6, 6),
