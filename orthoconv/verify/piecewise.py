@@ -49,6 +49,15 @@ class _Forms:
 
     def __init__(self, c, rank: int):
         self.c, self.rank, self.selector, self.label, self.masks_allowed = c, rank, None, "", True
+        self.leaves: list[fx.Node] = []
+
+    def canonical(self, node: fx.Node) -> fx.Node:
+        """The first leaf seen that computes the same value as ``node`` (the same deterministic operation
+        on the same arguments, as ``x.flip(1)`` written twice), else ``node``."""
+        found = next((leaf for leaf in self.leaves if _same(leaf, node)), None)
+        if found is None:
+            self.leaves.append(node)
+        return found or node
 
     def const(self, value) -> Tensor | None:
         t = torch.as_tensor(value, dtype=torch.float64).cpu()
@@ -78,7 +87,7 @@ class _Forms:
         if name not in FORM_OPS or depth == 0:
             if node in c.pending or not math.isfinite(c.lip(node)):
                 return None
-            return {node: torch.ones((1,) * (self.rank + 1), dtype=torch.float64)}
+            return {self.canonical(node): torch.ones((1,) * (self.rank + 1), dtype=torch.float64)}
         args = [self.form(a, depth - 1) if i < 2 else None for i, a in enumerate(node.args[:2])]
         first, second = (args + [None, None])[:2]
         if name in ("mul", "div"):
@@ -180,6 +189,25 @@ class _Forms:
                 ((ratio == 0) & (norm2 > 0)).any()):
             return None
         return torch.where(ratio < 0, -1.0, 1.0)
+
+
+def _same(a, b, depth: int = 6) -> bool:
+    if a is b:
+        return True
+    if not (isinstance(a, fx.Node) and isinstance(b, fx.Node)):
+        return not isinstance(a, (fx.Node, Tensor)) and not isinstance(b, (fx.Node, Tensor)) and type(a) is type(
+            b) and a == b
+    if depth == 0 or a.op != "call_function" or a.target is not b.target or len(a.args) != len(b.args) or set(
+            a.kwargs) != set(b.kwargs) or torch.Tag.nondeterministic_seeded in getattr(a.target, "tags", ()):
+        return False
+    pairs = list(zip(a.args, b.args)) + [(a.kwargs[k], b.kwargs[k]) for k in a.kwargs]
+    return all(_same_arg(x, y, depth - 1) for x, y in pairs)
+
+
+def _same_arg(x, y, depth: int) -> bool:
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+        return len(x) == len(y) and all(_same_arg(u, v, depth) for u, v in zip(x, y))
+    return _same(x, y, depth)
 
 
 def _scale(form, k):
