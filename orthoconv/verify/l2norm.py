@@ -149,8 +149,8 @@ def certify(c, node, value) -> float | None:
     if not walk.check(node.args[0]) or not walk.terms:
         return None
     u = {}
-    for squares in walk.terms.values():
-        ones = torch.ones(c.shape(squares[0]), dtype=torch.float64, requires_grad=True)
+    for t, squares in walk.terms.items():
+        ones = torch.ones(c.shape(squares[0]), dtype=torch.float64, device=c.value(t).device, requires_grad=True)
         u.update({s: ones for s in squares})
     leaves = list(dict.fromkeys(u.values()))
     with torch.enable_grad():
