@@ -65,6 +65,8 @@ def folded_jacobian_norm(model: nn.Module, x: torch.Tensor) -> float:
 
         class Folded(fx.Interpreter):
             def run_node(self, node):
+                if node.target is torch._C._set_grad_enabled:  # the trace ran under no_grad: keep autograd on
+                    return None
                 if node.op != "placeholder" and not any(a in dependent for a in node.all_input_nodes):
                     return super().run_node(node)
                 dependent.add(node)

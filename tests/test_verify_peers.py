@@ -74,3 +74,62 @@ def test_residual_wrappers_and_centering_layers_are_certified_at_one(build):
     report = check_model(model, x, lower_steps=0)
     assert report.lipschitz_upper <= 1 + 1e-4
     assert pm.folded_jacobian_norm(model, x) <= report.lipschitz_upper * (1 + 1e-9)
+
+
+def _activations():
+    import orthogonium.layers as ol
+    from deel import torchlip as tl
+
+    return {"orthogonium HouseHolder": (lambda: ol.HouseHolder(6), 1 / 2**0.5),
+            "torchlip HouseHolder": (lambda: tl.HouseHolder(6, theta_initializer="normal"), 1.0),
+            "orthogonium MaxMin": (ol.MaxMin, 1.0), "torchlip MaxMin": (tl.MaxMin, 1.0),
+            "torchlip GroupSort2": (tl.GroupSort2, 1.0), "torchlip GroupSort(3)": (lambda: tl.GroupSort(3), 1.0),
+            "torchlip FullSort": (tl.FullSort, 1.0), "torchlip GroupSort(6)": (lambda: tl.GroupSort(6), 1.0),
+            "torchlip ScaledL2NormPool2d": (lambda: tl.ScaledL2NormPool2d(2), 1.0),
+            "torchlip ScaledAdaptativeL2NormPool2d": (lambda: tl.ScaledAdaptativeL2NormPool2d((1, 1)), 1.0),
+            "torch LPPool2d(2) export": (lambda: tl.ScaledL2NormPool2d(2).vanilla_export(), 1.0)}
+
+
+@pytest.mark.parametrize("name", sorted(_activations()))
+def test_activations_and_l2_pools_of_both_libraries_are_certified_at_their_exact_constant(name):
+    """HouseHolder (orthogonium's carries its 1/sqrt(2)), MaxMin, GroupSort, FullSort, L2-norm pools: the
+    certificate equals the dense Jacobian's norm at a generic point (attained); HouseHolder and the L2 pools
+    were refused before (a step function; no rule for aten.pow)."""
+    build, constant = _activations()[name]
+    torch.manual_seed(5)
+    model = build().eval()
+    x = torch.randn(1, 6, 4, 4)
+    report = check_model(model, x, lower_steps=0)
+    assert report.lipschitz_upper == pytest.approx(constant, rel=1e-6)
+    assert pm.folded_jacobian_norm(model, x) == pytest.approx(report.lipschitz_upper, rel=1e-6)
+
+
+def test_orthogonium_l2_norm_residual_is_certified_at_one():
+    from orthogonium.layers import AdaptiveOrthoConv2d
+    from orthogonium.layers.residual import L2NormResidual
+
+    torch.manual_seed(6)
+    model = L2NormResidual(AdaptiveOrthoConv2d(4, 4, 3, padding=1)).eval()
+    x = torch.randn(1, 4, 5, 5)
+    report = check_model(model, x, lower_steps=0)
+    assert "L2NormCertificate" in [layer.type for layer in report.layers]
+    assert report.lipschitz_upper <= 1 + 1e-4
+    assert pm.folded_jacobian_norm(model, x) <= report.lipschitz_upper * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("library", ["orthogonium", "torchlip"])
+def test_centering_layers_are_projections_or_shifts_certified_at_one(library):
+    """LayerCentering subtracts each channel's spatial mean (a projection, norm 1, attained); BatchCentering
+    in eval subtracts its running mean (a shift, 1)."""
+    if library == "orthogonium":
+        from orthogonium.layers import BatchCentering2D as Batch
+        from orthogonium.layers import LayerCentering2D as Layer
+    else:
+        from deel.torchlip import BatchCentering as Batch
+        from deel.torchlip import LayerCentering as Layer
+    torch.manual_seed(7)
+    x = torch.randn(1, 4, 5, 5)
+    for model in (Layer(4).eval(), Batch(4).eval()):
+        report = check_model(model, x, lower_steps=0)
+        assert report.lipschitz_upper == 1.0
+        assert pm.folded_jacobian_norm(model, x) == pytest.approx(1.0, rel=1e-6)

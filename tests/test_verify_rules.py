@@ -253,6 +253,35 @@ def test_the_command_refuses_a_non_lipschitz_model_in_one_line(tmp_path, capsys,
     assert code == 2 and len(err) == 1 and "aten.layer_norm" in err[0] and "LayerNorm" in err[0]
 
 
+class UnpaddedCPL(nn.Module):
+    """orthogonium's ``AOCLipschitzResBlock`` unpadded: ``x - a K^T relu(K x + b)`` with valid convolutions,
+    each input padded circularly by 0 (``F.pad(x, (0,) * 4, mode="circular")``)."""
+
+    def __init__(self, seed):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.k = nn.Parameter(torch.randn(4, 2, 3, 3, generator=g, dtype=F64))
+        self.b = nn.Parameter(torch.randn(4, 1, 1, generator=g, dtype=F64))
+
+    def forward(self, x):
+        h = torch.relu(F.conv2d(F.pad(x, (0,) * 4, mode="circular"), self.k) + self.b)
+        return x - self.a * F.conv_transpose2d(F.pad(h, (0,) * 4, mode="circular"), self.k)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_padding_of_width_zero_does_not_hide_a_residual_block(seed):
+    model = UnpaddedCPL(seed)
+    x = torch.randn(1, 2, 6, 6, dtype=F64, generator=torch.Generator().manual_seed(seed))
+    conv = nn.Conv2d(2, 4, 3, bias=False, dtype=F64)
+    with torch.no_grad():
+        conv.weight.copy_(model.k)
+    model.a = 2 / module_spectrum(conv, (6, 6)).sigma_max ** 2
+    report = check_model(model, x, lower_steps=0)
+    assert "ResidualCertificate" in [layer.type for layer in report.layers]
+    assert report.lipschitz_upper <= 1 + 1e-9  # composing the graph gives 3
+    assert jacobian_norm(model, x) <= report.lipschitz_upper * (1 + 1e-12)
+
+
 def test_a_convolution_subclass_with_its_own_residual_forward_is_traced_through_not_measured_as_a_conv():
     import orthoconv as oc
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, fx, nn
 
+from . import l2norm, piecewise
 from .operators import OperatorBound
 from .rules import bound
 from .tracing import Trace, arg, op_name, release, source_line, trace_model
@@ -86,6 +87,7 @@ class Composer(fx.Interpreter):
         self.trace, self.batch, self.bar = trace, batch, bar
         self.L: dict[fx.Node, float] = {}
         self.steps: dict[fx.Node, str] = {}
+        self.pending: dict[fx.Node, TypeError] = {}
         self.layers: list[LayerCall] = []
         self.calls: dict[str, int] = {}
         self.first_input = True
@@ -165,10 +167,10 @@ class Composer(fx.Interpreter):
             self.first_input = False
             return value
         inputs = node.all_input_nodes
-        steps = [a for a in inputs if a in self.steps]
-        if steps and node.op != "output":
-            raise self.error(node, f"uses {self.steps[steps[0]]}")
-        if node.op == "output":
+        blocked = [a for a in inputs if a in self.steps or a in self.pending]
+        if blocked and node.op != "output":
+            self._blocked(node, value, blocked[0])
+        elif node.op == "output":
             self.L[node] = self._output(node.args[0])
         elif not any(self.lip(a) > 0 for a in inputs):
             self.L[node] = 0.0
@@ -178,11 +180,39 @@ class Composer(fx.Interpreter):
                                 "indices): no rule bounds what is built from it")
             self.L[node] = math.inf
         else:
-            self.L[node] = bound(self, node, value)
+            try:
+                self.L[node] = bound(self, node, value)
+            except TypeError as err:
+                if not self._defers(node):
+                    raise
+                self.pending[node], self.L[node] = err, math.inf
         mutated = [t for t, v in zip(arguments, versions) if v is not None and _version(t) != v]
         if mutated:
             self._mutation(node, value, mutated)
         return value
+
+    def _defers(self, node: fx.Node) -> bool:
+        """Whether a node without a rule of its own may still be part of a certified structure
+        (:mod:`orthoconv.verify.piecewise`, :mod:`orthoconv.verify.l2norm`): its users are such parts or
+        the nodes that certify them (``cat``, ``sqrt``); the refusal is kept and raised if none does."""
+        parts = piecewise.FORM_OPS | l2norm.TERM_OPS
+        return node.op == "call_function" and op_name(node) in parts and not l2norm.is_root(node) and all(
+            u.op == "call_function" and op_name(u) in parts | {"cat", "sqrt"} for u in node.users)
+
+    def _blocked(self, node: fx.Node, value, first: fx.Node) -> None:
+        """``node`` reads a step value (a mask) or a deferred node: certified as a whole, deferred, or refused."""
+        self.env[node], self.L[node] = value, math.inf  # the certificates read the node itself
+        if l2norm.is_root(node):
+            found = l2norm.certify(self, node, value)
+        else:
+            found = None if self._defers(node) else piecewise.certify(self, node, value)
+        if found is not None:
+            self.L[node] = found
+            return
+        refusal = self.pending.get(first) or self.error(node, f"uses {self.steps.get(first)}")
+        if not self._defers(node):
+            raise refusal
+        self.pending[node], self.L[node] = refusal, math.inf
 
     def _mutation(self, node: fx.Node, value, mutated: list[Tensor]) -> None:
         """``node`` wrote into ``mutated`` in place: every live value sharing their storage changes."""
@@ -201,6 +231,8 @@ class Composer(fx.Interpreter):
         for n in leaves:
             if n in self.steps:
                 raise TypeError(f"the model returns {self.steps[n]}")
+            if n in self.pending:
+                raise self.pending[n]
             shape = self.shape(n)
             if self.lip(n) > 0 and (not shape or shape[0] != self.batch):
                 raise TypeError(f"the output {n.name} has shape {shape} from a batch of {self.batch}: its first "

@@ -45,7 +45,7 @@ def conv_module(c, node, name: str) -> tuple[nn.Module, object]:
         pairs = [pads[2 * i: 2 * i + 2] for i in range(len(pads) // 2)][::-1]
         if len(pairs) == dims and all(p[0] == p[1] >= 0 for p in pairs):
             mode = {"constant": "zeros", "reflect": "reflect", "replicate": "replicate",
-                    "circular": "circular"}[pad_mode]
+                    "circular": "circular"}[pad_mode] if any(p[0] for p in pairs) else "zeros"  # no padding
             padding, source = [p[0] for p in pairs], x.args[0]
     kind = {1: (nn.Conv1d, nn.ConvTranspose1d), 2: (nn.Conv2d, nn.ConvTranspose2d),
             3: (nn.Conv3d, nn.ConvTranspose3d)}[dims][int(bool(transposed))]

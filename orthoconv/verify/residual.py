@@ -68,6 +68,14 @@ def _channel_scale(scales: list, rank: int, channels: int, channel_dim: int) -> 
     return total
 
 
+def _unpadded(node):
+    """``node`` without a padding of width 0 (orthogonium pads circularly by ``kernel_size // 2``, 0 for
+    its unpadded blocks)."""
+    while _name(node) in ("pad", "constant_pad_nd") and not any(node.args[1]):
+        node = node.args[0]
+    return node
+
+
 def _slope_in_unit_interval(c, node) -> bool:
     name = _name(node)
     if name == "module":
@@ -98,7 +106,7 @@ def residual_block(c, node, skip, branch) -> tuple[float, str] | None:
     if adjoint is None or any(s.numel() != 1 for s in outer):
         return None
     inner: list = []
-    act = _strip_scales(c, adjoint.args[0], inner) if _name(adjoint) else None
+    act = _strip_scales(c, _unpadded(adjoint.args[0]), inner) if _name(adjoint) else None
     if act is None or not isinstance(act, torch.fx.Node):
         return None
     if act is None or not _slope_in_unit_interval(c, act):

@@ -9,7 +9,8 @@
   :func:`orthoconv.verify.operators.module_bound`, the code path of every module (``orthoconv.math.spectral``);
 - ``linear``/``matmul``/``mm``/``addmm`` with one constant matrix ``W``: the SVD of ``W``;
 - reshapes, permutations, slices, flips, rolls, sorting, max/min over a dimension, 1-Lipschitz activations
-  (``relu``, ``clamp``, ``hardtanh``, ``tanh``, ``abs``): 1; other activations: ``sup |f'|`` of the module
+  (``relu``, ``clamp``, ``hardtanh``, ``tanh``, ``abs``): 1; ``prelu`` with constant slopes ``w``:
+  ``max(1, max |w|)``; other activations: ``sup |f'|`` of the module
   with the same arguments; pooling: :mod:`orthoconv.verify.pooling`; padding: copy counts;
 - upsampling (nearest, bilinear, bicubic, ...): the operator is ``A_1 (x) ... (x) A_d`` (separable, rows of
   each ``A_i`` sum to 1), each ``A_i`` read by applying the op to constant-along-the-other-axes basis images:
@@ -35,7 +36,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from . import measured, residual
+from . import measured, piecewise, residual
 from .operators import activation_lipschitz, module_bound, pad_bound
 from .tracing import arg, op_name
 
@@ -94,6 +95,9 @@ def bound(c, node, value) -> float:
         return _gather(c, node, shape)
     if name in _ACTIVATIONS:
         return _activation(c, node, name)
+    if name in ("prelu", "_prelu_kernel"):  # slope 1 above 0, the constant w_c below: max(1, |w|), attained
+        slopes = c.constant(node, node.args[1], "slope").abs()
+        return max(1.0, float(slopes.max()) if slopes.numel() else 1.0) * c.only_first(node)
     if name in _CONV:
         return measured.convolution(c, node, value)
     if name in ("linear", "matmul", "mm", "addmm"):
@@ -277,6 +281,8 @@ def _cat(c, node, name: str, value) -> float:
     c.within_samples(node, tuple(value.shape), first, "joins across")
     plain = math.sqrt(sum(c.lip(p) ** 2 for p in parts))
     pieces = residual.disjoint_pieces_bound(c, node, parts, first)
+    if pieces is None and any(op_name(p) in piecewise.KINKS for p in parts if isinstance(p, torch.fx.Node)):
+        pieces = piecewise.certify(c, node, value)  # cat(relu(v), relu(-v)): one kink, not sqrt(2)
     return min(plain, pieces) if pieces is not None else plain
 
 
