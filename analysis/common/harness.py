@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -38,22 +40,37 @@ def experiment_parser(name: str, description: str, prog: str | None = None) -> a
     return parser
 
 
-def _init_worker() -> None:
+PARENT_POLL_SECONDS = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    while True:
+        time.sleep(PARENT_POLL_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _init_worker(parent: int) -> None:
+    """One torch thread, and exit once the parent is gone (killed, say): an orphaned worker would go on
+    training for hours. Runs checkpoint atomically, so nothing is lost beyond the current epoch."""
     torch.set_num_threads(1)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
 @contextmanager
 def worker_pool(workers: int) -> Iterator[Executor | None]:
     """A pool of ``workers`` spawned processes (one torch thread each), or ``None`` for ``workers == 1``.
 
-    Open it once per experiment: starting a spawned worker imports torch (seconds).
+    Open it once per experiment: starting a spawned worker imports torch (seconds). A worker exits on its own
+    within a second or two of the parent process's death.
     """
     if workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     if workers == 1:
         yield None
         return
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(os.getpid(),)) as pool:
         yield pool
 
 
