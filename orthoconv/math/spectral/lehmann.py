@@ -34,11 +34,11 @@ from .apply import EPS64, rounding_bound
 from .certified import certified_circular_norm
 from .geometry import ConvOperator
 from .lanczos import Krylov, lanczos, witness
-from .majorant import count_above, deflate, gamma, restrict, torus_size, window_vectors
+from .majorant import count_above, deflate, gamma, restrict, torus_size, window_gram, window_gram_error
 
 GAPS = (0.05, 0.15, 0.3)  # deflate circular eigenvalues above (1 - gap) x the Lanczos estimate
 RHO_STEPS = 32
-MAX_PAIRS = 192  # the window Gram matrix costs (2 P)^2 dim
+MAX_PAIRS = 192  # the window Gram matrix (closed form) costs P^2 (c + D) S, its eigenvalues (2 P)^3
 EARLY_MARGIN = 1e-8  # Lanczos stops once its estimate is this far past what the embedding needs (the witness's rounding)
 GROWTH = 24  # the Lanczos run is extended by at least this many vectors (or half its length) per retry
 
@@ -121,7 +121,7 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
     and, where that is not within ``rtol``, Lehmann's bound (module docstring) above, the deflation widened
     through ``GAPS`` and the Lanczos run extended (by half its length, settling to ``1e-6 rtol``) until ``rtol``
     is met or ``n_iter`` vectors. ``max_bytes`` bounds the
-    deflated window vectors (rows of the input's size).
+    window Gram matrix's terms (``P^2 S`` complex numbers) and the per-frequency decompositions.
 
     The kernel is divided by the power of two that brings its largest entry into ``[1/2, 1)`` (exact; the
     allowances are for entries of unit size); entries flushed below the smallest subnormal are a perturbation
@@ -139,7 +139,7 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
     dim = math.prod(op.forward_shapes[0])
     torus = torus_size(op)
     steps = 200 if n_iter is None else n_iter
-    max_pairs = max(1, min(MAX_PAIRS, max_bytes // (2 * 2 * 8 * dim)))
+    max_pairs = max(1, min(MAX_PAIRS, math.isqrt(max_bytes // (16 * (math.prod(op.stride) + 4)))))
     with torch.no_grad():
         embedding = certified_circular_norm(unit, torus, op.stride, op.dilation, op.groups, rtol / 4)
         upper2, how = embedding.upper**2, f"the circular embedding [{embedding.method}]"
@@ -159,14 +159,12 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
                     break
                 if widest is None:
                     widest = deflate(op, torus, krylov.theta * (1 - GAPS[-1]), max_pairs, max_bytes // 4)
-                    window = window_vectors(op, torus, widest)
-                    gram = window @ window.T
-                    del window
+                    gram = window_gram(op, torus, widest)
                 grams = krylov_grams(krylov) if grams is None else grams
                 threshold = krylov.theta * (1 - gap)
                 deflation = restrict(widest, threshold)
                 rows = torch.cat([widest.values > threshold] * 2)
-                count = count_above(deflation, gram[rows][:, rows], dim)
+                count = count_above(deflation, gram[rows][:, rows], dim, window_gram_error(op))
                 bound = lehmann_bound(op, krylov, count, min(widest.top, upper2), grams)
                 if bound < upper2:
                     upper2, how = bound, f"Lehmann's bound ({len(deflation.values)} circular pairs deflated)"

@@ -76,17 +76,30 @@ def _phase(turns: Tensor, period: int) -> Tensor:
 
 
 def transfers(op: ConvOperator, torus: tuple[int, ...], freqs: Tensor) -> Tensor:
-    """``K(w)`` at ``freqs`` ``(B, D)``: ``(B, g, c_out / g, (c_in / g) S)``, columns ordered ``(c, r_1, ..., r_D)``."""
+    """``K(w)`` at ``freqs`` ``(B, D)``: ``(B, g, c_out / g, (c_in / g) S)``, columns ordered ``(c, r_1, ..., r_D)``.
+
+    One product ``(B, T) x (T, c_out (c_in / g) S)``: tap ``t``'s phase ``exp(2 pi i sum_d w_d a_{t,d} / M_d)``
+    is taken as one integer number of turns over ``prod M`` (one rounding), times the kernel with each tap
+    placed at its residue ``r_t``."""
     kernel, g = op.kernel.to(torch.float64), op.groups
     c_out, c_in_g = kernel.shape[:2]
-    X = kernel.to(torch.complex128).reshape(g, c_out // g, c_in_g, *kernel.shape[2:])[None]
-    X = X.expand(len(freqs), *X.shape[1:])
-    for d, (m, s, dil, k) in enumerate(zip(torus, op.stride, op.dilation, kernel.shape[2:])):
-        offsets = dil * torch.arange(k, device=kernel.device)
-        phase = _phase(freqs[:, d, None] * (offsets // s)[None, :], m // s)  # (B, k)
-        table = phase[:, None, :] * (offsets % s == torch.arange(s, device=kernel.device)[:, None])  # (B, s, k)
-        X = torch.einsum("b...t,bst->b...s", X.movedim(4, -1), table)  # tap axis d out, residue axis d appended
-    return X.reshape(len(freqs), g, c_out // g, c_in_g * math.prod(op.stride))
+    device = kernel.device
+    M = [m // s for m, s in zip(torus, op.stride)]
+    taps = torch.stack(torch.meshgrid(*(dil * torch.arange(k, device=device) for dil, k in
+                                        zip(op.dilation, kernel.shape[2:])), indexing="ij"), -1).reshape(-1, op.dims)
+    stride = torch.tensor(op.stride, device=device)
+    a, r = taps // stride, taps % stride  # (T, D)
+    turns = torch.zeros(len(freqs), len(taps), dtype=torch.long, device=device)
+    residue = torch.zeros(len(taps), dtype=torch.long, device=device)
+    for d in range(op.dims):
+        turns = turns + freqs[:, d, None] * a[None, :, d] * (math.prod(M) // M[d])
+        residue = residue * op.stride[d] + r[:, d]
+    phase = _phase(turns, math.prod(M))  # (B, T)
+    placed = torch.zeros(len(taps), c_out, c_in_g, math.prod(op.stride), dtype=torch.complex128, device=device)
+    placed[torch.arange(len(taps), device=device), :, :, residue] = (
+        kernel.reshape(c_out, c_in_g, -1).permute(2, 0, 1).to(placed.dtype))
+    K = phase @ placed.reshape(len(taps), -1)
+    return K.reshape(len(freqs), g, c_out // g, c_in_g * math.prod(op.stride))
 
 
 @dataclass
@@ -172,13 +185,65 @@ def window_vectors(op: ConvOperator, torus: tuple[int, ...], deflation: Deflatio
     return torch.cat([full.real, full.imag])
 
 
-def count_above(deflation: Deflation, window_gram: Tensor, dim: int):
+def _dirichlet(op: ConvOperator, torus: tuple[int, ...], d: int) -> Tensor:
+    """``D[r, delta] = sum_{p in [b, b + n), p = r mod s} exp(2 pi i delta (p // s) / (m / s))`` of axis ``d``:
+    ``(s, m / s)``, the window's sums of one residue's phases at every frequency difference ``delta``."""
+    n, m, s, (b, _) = op.input_size[d], torus[d], op.stride[d], op.padding[d]
+    p = torch.arange(n, device=op.kernel.device) + b
+    delta = torch.arange(m // s, device=p.device)
+    phases = _phase(delta[:, None] * (p // s)[None, :], m // s)  # (M, n)
+    residue = (p % s == torch.arange(s, device=p.device)[:, None]).to(phases.dtype)  # (s, n)
+    return residue @ phases.T
+
+
+def window_gram(op: ConvOperator, torus: tuple[int, ...], deflation: Deflation) -> Tensor:
+    """The Gram matrix of :func:`window_vectors`' rows ``(2P, 2P)`` in closed form, without forming them.
+
+    With ``e_j = E^T d_j`` (complex) and ``u_j`` the eigenvector as ``(c, r_1 .. r_D)``, over the window's
+    positions ``p`` (residue ``r = p mod s``, polyphase index ``q = p // s``):
+    ``e_i^H e_j = [g_i = g_j] sum_r (u_i[:, r]^H u_j[:, r]) prod_d D_d[r_d](w_j - w_i) / |m / s|`` and
+    ``e_i^T e_j`` the same without the conjugate at ``w_i + w_j`` (:func:`_dirichlet`: Dirichlet-kernel sums);
+    then ``Re e_i . Re e_j = Re(e_i^H e_j + e_i^T e_j) / 2``, ``Im . Im = Re(H - T) / 2``,
+    ``Re e_i . Im e_j = Im(H + T) / 2``, ``Im e_i . Re e_j = Im(T - H) / 2``. Cost ``P^2 (c + D) S`` instead of
+    ``P^2 dim``. Rounding: every entry is a sum of the same terms as the materialized product, of modulus at most
+    ``|u_i| |u_j|`` in all (each residue class has at most ``|m / s|`` positions), through sums of lengths
+    ``c``, ``S`` and ``n_d`` and ``D`` phases (each within ``16 eps``): within :func:`window_gram_error`."""
+    P = len(deflation.vectors)
+    c_in_g, S = op.kernel.shape[1], math.prod(op.stride)
+    U = deflation.vectors.reshape(P, c_in_g, S)
+    H = torch.einsum("icr,jcr->rij", U.conj(), U)
+    T = torch.einsum("icr,jcr->rij", U, U)
+    DH = DT = torch.ones(1, P, P, dtype=U.dtype, device=U.device)
+    for d, (m, s) in enumerate(zip(torus, op.stride)):
+        table = _dirichlet(op, torus, d)
+        w = deflation.freqs[:, d]
+        minus = torch.remainder(w[None, :] - w[:, None], m // s)
+        plus = torch.remainder(w[None, :] + w[:, None], m // s)
+        DH = (DH[:, None] * table[:, minus][None]).reshape(len(DH) * s, P, P)  # residues in (r_1, .., r_D) order
+        DT = (DT[:, None] * table[:, plus][None]).reshape(len(DT) * s, P, P)
+    same = (deflation.groups[:, None] == deflation.groups[None, :]).to(torch.float64)
+    size = math.prod(m // s for m, s in zip(torus, op.stride))
+    H = (H * DH).sum(0) * same / size
+    T = (T * DT).sum(0) * same / size
+    return torch.cat([torch.cat([(H + T).real, (H + T).imag], 1), torch.cat([(T - H).imag, (H - T).real], 1)]) / 2
+
+
+def window_gram_error(op: ConvOperator) -> float:
+    """``delta`` with every entry of :func:`window_gram` within ``delta |u_i| |u_j|`` of the exact Gram matrix of
+    the computed eigenvectors: ``gamma`` of the summation depth ``c + S + sum n_d`` plus ``16 D`` for the phases."""
+    depth = op.kernel.shape[1] + math.prod(op.stride) + sum(op.input_size) + 16 * op.dims + 8
+    return gamma(depth)
+
+
+def count_above(deflation: Deflation, window_gram: Tensor, dim: int, gram_error: float = 0.0):
     """A function ``rho -> c`` with ``c >=`` the number of eigenvalues of ``A^T A`` above ``rho`` (``None``
     where ``rho <= mu``: no count), from the eigenvalues of ``F F^T = D (E^T d)(E^T d)^T D`` (``window_gram``:
     the Gram matrix of :func:`window_vectors`' rows for these pairs, ``D`` the weights) less their allowances:
     the weights are rounded up (a larger majorant), ``F`` built from the computed eigenvectors is within
     ``sqrt(2 sum n_j w_j) (vector_error + 16 eps)`` of the exact one, and the products and ``eigvalsh`` add
-    ``gamma_dim ||F||_F^2`` and ``8 (2P) eps ||F F^T||_F``."""
+    ``gamma_dim ||F||_F^2`` and ``8 (2P) eps ||F F^T||_F``; ``gram_error``: a bound ``delta`` on the entries of
+    ``window_gram`` relative to the products of the eigenvector norms (:func:`window_gram_error`, for the closed
+    form), which adds ``delta`` times the sum of the squared row weights."""
     mu = deflation.mu
     P = len(deflation.values)
     if P == 0:
@@ -191,7 +256,8 @@ def count_above(deflation: Deflation, window_gram: Tensor, dim: int):
     F_norm = math.sqrt(float(S.diagonal().sum()) * (1 + 4 * P * EPS64))
     dF = math.sqrt(2 * float(weights.sum())) * (deflation.vector_error + 16 * EPS64)
     slack = (2 * F_norm * dF + dF**2 + 2 * gamma(dim) * F_norm**2
-             + 16 * P * EPS64 * float(torch.linalg.matrix_norm(S)))
+             + 16 * P * EPS64 * float(torch.linalg.matrix_norm(S))
+             + gram_error * (1 + deflation.vector_error) ** 2 * float(scale.square().sum()))
     upper = s + slack
 
     def count(rho: float):
