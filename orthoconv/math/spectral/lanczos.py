@@ -21,6 +21,8 @@ from torch import Tensor
 from .apply import EPS64, convolve, convolve_adjoint, rounding_bound
 from .geometry import ConvOperator
 
+START_NOISE = 1e-3  # relative weight of the seeded Gaussian mixed into a given start block
+
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
@@ -100,7 +102,7 @@ def _next_block(Q: Tensor, MQ: Tensor, b: int) -> Tensor | None:
 
 
 def lanczos(op: ConvOperator, rtol: float, max_steps: int, seed: int = 0, block: int = 2,
-            resume: Krylov | None = None, enough: float = math.inf) -> Krylov:
+            resume: Krylov | None = None, enough: float = math.inf, start: Tensor | None = None) -> Krylov:
     """Block Lanczos on ``M = A^T A`` (``op`` taken as the forward convolution) from ``block`` seeded Gaussian
     vectors (drawn on the CPU; a block resolves the nearly double top eigenvalues that symmetric kernels give),
     or extending the run ``resume``, until the top Ritz value moves by less than ``rtol / 100`` (relative) over
@@ -116,9 +118,13 @@ def lanczos(op: ConvOperator, rtol: float, max_steps: int, seed: int = 0, block:
     MQ = torch.empty_like(Q)
     T = torch.zeros(max_steps, max_steps, dtype=torch.float64, device=device)
     if resume is None:
-        start = torch.randn(min(block, max_steps), dim, generator=torch.Generator().manual_seed(seed),
+        noise = torch.randn(min(block, max_steps), dim, generator=torch.Generator().manual_seed(seed),
                             dtype=torch.float64).to(device)
-        q, k, prev = torch.linalg.qr(start.T).Q.T, 0, 0
+        if start is not None:
+            noise = noise / torch.linalg.vector_norm(noise, dim=1, keepdim=True) * START_NOISE
+            noise[: len(start)] += start[: len(noise)] / torch.linalg.vector_norm(start[: len(noise)], dim=1,
+                                                                                  keepdim=True)
+        q, k, prev = torch.linalg.qr(noise.T).Q.T, 0, 0
     else:
         k, prev = len(resume.Q), resume.last
         if k >= max_steps or prev == 0:

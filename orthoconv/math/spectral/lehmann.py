@@ -34,7 +34,16 @@ from .apply import EPS64, rounding_bound
 from .certified import certified_circular_norm
 from .geometry import ConvOperator
 from .lanczos import Krylov, lanczos, witness
-from .majorant import count_above, deflate, gamma, restrict, torus_size, window_gram, window_gram_error
+from .majorant import (
+    count_above,
+    deflate,
+    gamma,
+    restrict,
+    start_block,
+    torus_size,
+    window_gram,
+    window_gram_error,
+)
 
 GAPS = (0.05, 0.15, 0.3)  # deflate circular eigenvalues above (1 - gap) x the Lanczos estimate
 RHO_STEPS = 32
@@ -144,7 +153,8 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
         embedding = certified_circular_norm(unit, torus, op.stride, op.dilation, op.groups, rtol / 4)
         upper2, how = embedding.upper**2, f"the circular embedding [{embedding.method}]"
         enough = upper2 / (1 + rtol) ** 2 * (1 + EARLY_MARGIN)
-        krylov = lanczos(op, rtol, steps, enough=enough)
+        start = None if embedding.peak is None else start_block(op, torus, *embedding.peak)
+        krylov = lanczos(op, rtol, steps, enough=enough, start=start)
         lower = witness(op, krylov.y)
         target2 = ((1 + rtol) * lower) ** 2
         if upper2 > target2 and krylov.theta >= enough:  # stopped early, yet the witness fell short: settle

@@ -166,23 +166,49 @@ def restrict(deflation: Deflation, threshold: float) -> Deflation:
                      deflation.paired[keep])
 
 
-def window_vectors(op: ConvOperator, torus: tuple[int, ...], deflation: Deflation) -> Tensor:
-    """``E^T d_j`` of the deflated pairs, real parts then imaginary parts: ``(2P, dim)``."""
-    P = len(deflation.vectors)
+def _waves(op: ConvOperator, torus: tuple[int, ...], freqs: Tensor, groups: Tensor, vectors: Tensor) -> Tensor:
+    """``E^T d`` for frequencies ``(P, D)``, groups ``(P,)`` and unit eigenvectors ``(P, (c_in / g) S)``:
+    complex ``(P, c_in, *N)``."""
+    P = len(vectors)
     c_in_g = op.kernel.shape[1]
-    v = deflation.vectors.reshape(P, c_in_g, *op.stride)
+    v = vectors.reshape(P, c_in_g, *op.stride)
     for d, (n, m, s, (b, _)) in enumerate(zip(op.input_size, torus, op.stride, op.padding)):
         j = torch.arange(n, device=v.device) + b
         v = v.index_select(2 + d, j % s)
         shape = [P] + [1] * (1 + op.dims)
         shape[2 + d] = n
-        v = v * _phase(deflation.freqs[:, d, None] * (j // s)[None, :], m // s).reshape(shape)
+        v = v * _phase(freqs[:, d, None] * (j // s)[None, :], m // s).reshape(shape)
     v = v / math.sqrt(math.prod(m // s for m, s in zip(torus, op.stride)))
     full = v.new_zeros(P, op.c_in, *op.input_size)
-    channels = deflation.groups[:, None] * c_in_g + torch.arange(c_in_g, device=v.device)[None, :]
+    channels = groups[:, None] * c_in_g + torch.arange(c_in_g, device=v.device)[None, :]
     full[torch.arange(P, device=v.device)[:, None], channels] = v
-    full = full.reshape(P, -1)
+    return full
+
+
+def window_vectors(op: ConvOperator, torus: tuple[int, ...], deflation: Deflation) -> Tensor:
+    """``E^T d_j`` of the deflated pairs, real parts then imaginary parts: ``(2P, dim)``."""
+    full = _waves(op, torus, deflation.freqs, deflation.groups, deflation.vectors).reshape(len(deflation.vectors), -1)
     return torch.cat([full.real, full.imag])
+
+
+def start_block(op: ConvOperator, torus: tuple[int, ...], freq: Tensor, group: int) -> Tensor:
+    """Starting vectors for Lanczos on ``A^T A`` from the circular peak (frequency ``freq`` ``(D,)`` on the
+    output torus ``m / s``, ``group``: where the circular norm is attained, :mod:`.certified`): the top
+    eigenvector ``u`` of ``G(w)`` as the wave ``E^T d`` on the window times the lowest Dirichlet mode
+    ``prod_d sin(pi (j_d + 1) / (N_d + 1))`` (the envelope of a Toeplitz operator's top eigenvector near the
+    peak of its symbol): real and imaginary parts ``(<= 2, dim)``, rows of zero norm dropped. Only a start:
+    no bound rests on it."""
+    K = transfers(op, torus, freq[None])[0, group]
+    u = torch.linalg.eigh(K.mH @ K).eigenvectors[:, -1]
+    wave = _waves(op, torus, freq[None], torch.tensor([group], device=freq.device), u[None])[0]
+    for d, size in enumerate(op.input_size):
+        shape = [1] * (1 + op.dims)
+        shape[1 + d] = size
+        envelope = torch.sin(math.pi * (torch.arange(size, dtype=torch.float64, device=wave.device) + 1) / (size + 1))
+        wave = wave * envelope.reshape(shape)
+    rows = torch.stack([wave.real.reshape(-1), wave.imag.reshape(-1)])
+    norms = torch.linalg.vector_norm(rows, dim=1)
+    return rows[norms > 1e-8 * float(norms.max())]
 
 
 def _dirichlet(op: ConvOperator, torus: tuple[int, ...], d: int) -> Tensor:
