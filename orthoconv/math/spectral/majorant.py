@@ -199,7 +199,11 @@ def start_block(op: ConvOperator, torus: tuple[int, ...], freq: Tensor, group: i
     peak of its symbol): real and imaginary parts ``(<= 2, dim)``, rows of zero norm dropped. Only a start:
     no bound rests on it."""
     K = transfers(op, torus, freq[None])[0, group]
-    u = torch.linalg.eigh(K.mH @ K).eigenvectors[:, -1]
+    if K.shape[0] < K.shape[1]:  # the top right singular vector from the smaller Gram matrix
+        u = K.mH @ torch.linalg.eigh(K @ K.mH).eigenvectors[:, -1]
+    else:
+        u = torch.linalg.eigh(K.mH @ K).eigenvectors[:, -1]
+    u = u / torch.linalg.vector_norm(u)
     wave = _waves(op, torus, freq[None], torch.tensor([group], device=freq.device), u[None])[0]
     for d, size in enumerate(op.input_size):
         shape = [1] * (1 + op.dims)
