@@ -161,21 +161,26 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
             krylov = lanczos(op, rtol, steps, resume=krylov)
             lower = max(lower, witness(op, krylov.y))
             target2 = ((1 + rtol) * lower) ** 2
-        widest = None
+        deflations: dict[float, tuple] = {}  # at the first Lanczos estimate: decomposed once
+        # per gap where K(w) is wide (only the frequencies above the gap's threshold are decomposed on the wide
+        # side), else once at the widest gap, restricted for the others
+        screened = op.kernel.shape[0] // op.groups < op.kernel.shape[1] * math.prod(op.stride)
         grams = None
         while True:
             for gap in GAPS:
                 if upper2 <= target2:
                     break
-                if widest is None:
-                    widest = deflate(op, torus, krylov.theta * (1 - GAPS[-1]), max_pairs, max_bytes // 4)
-                    gram = window_gram(op, torus, widest)
+                key = gap if screened else GAPS[-1]
+                if key not in deflations:
+                    found = deflate(op, torus, krylov.theta * (1 - key), max_pairs, max_bytes // 4)
+                    deflations[key] = found, window_gram(op, torus, found)
+                found, gram = deflations[key]
                 grams = krylov_grams(krylov) if grams is None else grams
                 threshold = krylov.theta * (1 - gap)
-                deflation = restrict(widest, threshold)
-                rows = torch.cat([widest.values > threshold] * 2)
+                deflation = restrict(found, threshold)
+                rows = torch.cat([found.values > threshold] * 2)
                 count = count_above(deflation, gram[rows][:, rows], dim, window_gram_error(op))
-                bound = lehmann_bound(op, krylov, count, min(widest.top, upper2), grams)
+                bound = lehmann_bound(op, krylov, count, min(found.top, upper2), grams)
                 if bound < upper2:
                     upper2, how = bound, f"Lehmann's bound ({len(deflation.values)} circular pairs deflated)"
             if upper2 <= target2 or len(krylov.Q) >= steps or krylov.last == 0:

@@ -123,7 +123,10 @@ class Deflation:
 
 def deflate(op: ConvOperator, torus: tuple[int, ...], threshold: float, max_pairs: int, max_bytes: int) -> Deflation:
     """Decompose every ``G(w)`` a block of frequencies at a time; deflate the eigenpairs above ``threshold``
-    (at most ``max_pairs``, the largest; the threshold rises to the first one left)."""
+    (at most ``max_pairs``, the largest; the threshold rises to the first one left). Where ``K(w)`` has fewer
+    rows than columns (strides, ``c_out < c_in S``), the eigenvalues come from the smaller ``K K^H`` (the same
+    nonzero ones, the rest 0) and only the frequencies with one above ``threshold`` are decomposed on the
+    ``n`` side for their eigenvectors; the allowances take the longer of the two inner products."""
     M = tuple(m // s for m, s in zip(torus, op.stride))
     freqs = canonical_frequencies(M, op.kernel.device)
     g, c_out_g = op.groups, op.kernel.shape[0] // op.groups
@@ -131,21 +134,38 @@ def deflate(op: ConvOperator, torus: tuple[int, ...], threshold: float, max_pair
     T = math.prod(op.kernel.shape[2:])
     W = op.kernel.detach().to(torch.float64).reshape(g, c_out_g, op.kernel.shape[1], T)
     taps = float(torch.linalg.vector_norm(W, dim=(1, 2)).sum(-1).max())
-    eta = (2 * gamma(c_out_g) + 4 * (gamma(T) + 8 * EPS64)) * taps**2
+    eta = (2 * gamma(max(c_out_g, n)) + 4 * (gamma(T) + 8 * EPS64)) * taps**2
     chunk = max(1, max_bytes // (64 * g * n * max(n, c_out_g)))
     rest, top, slack, kept = 0.0, 0.0, 0.0, []
     for start in range(0, len(freqs), chunk):
         f = freqs[start : start + chunk]
         K = transfers(op, torus, f)
-        G = K.mH @ K
+        b = torch.arange(len(f), device=f.device)[:, None].expand(len(f), g).reshape(-1)
+        grp = torch.arange(g, device=f.device).repeat(len(f))
+        if c_out_g < n:
+            H = K @ K.mH
+            small = torch.linalg.eigvalsh(H)[..., -1]
+            slack = max(slack, 8 * c_out_g * EPS64 * float(torch.linalg.matrix_norm(H).max()))
+            top = max(top, float(small.max()))
+            hot = small > threshold
+            if bool((~hot).any()):
+                rest = max(rest, float(small[~hot].max()))
+            b, grp = hot.nonzero(as_tuple=True)
+            if not len(b):
+                continue
+        G = K[b, grp].mH @ K[b, grp]
         lam, U = torch.linalg.eigh(G)
         slack = max(slack, 8 * n * EPS64 * float(torch.linalg.matrix_norm(G).max()))
         top = max(top, float(lam[..., -1].max()))
         above = lam > threshold
         if bool((~above).any()):
             rest = max(rest, float(lam[~above].max()))
-        b, grp, j = above.nonzero(as_tuple=True)
-        kept.append((f[b], grp, lam[b, grp, j], U[b, grp, :, j]))
+        i, j = above.nonzero(as_tuple=True)
+        kept.append((f[b[i]], grp[i], lam[i, j], U[i, :, j]))
+    if not kept:
+        kept.append((freqs[:0], torch.zeros(0, dtype=torch.long, device=freqs.device),
+                     torch.zeros(0, dtype=torch.float64, device=freqs.device),
+                     torch.zeros(0, n, dtype=torch.complex128, device=freqs.device)))
     freqs_k, groups_k, values_k, vectors_k = (torch.cat(p) for p in zip(*kept))
     if len(values_k) > max_pairs:
         order = values_k.argsort(descending=True)
