@@ -49,6 +49,7 @@ GAPS = (0.05, 0.15, 0.3)  # deflate circular eigenvalues above (1 - gap) x the L
 RHO_STEPS = 32
 MAX_PAIRS = 192  # the window Gram matrix (closed form) costs P^2 (c + D) S, its eigenvalues (2 P)^3
 EARLY_MARGIN = 1e-8  # Lanczos stops once its estimate is this far past what the embedding needs (the witness's rounding)
+DEFLATION_WORK = 2.0**33  # the deflation's work bound (n^3 per decomposition, c^2 n per screening): ~10 s
 GROWTH = 24  # the Lanczos run is extended by at least this many vectors (or half its length) per retry
 
 
@@ -172,9 +173,12 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
                     break
                 key = gap if screened else GAPS[-1]
                 if key not in deflations:
-                    found = deflate(op, torus, krylov.theta * (1 - key), max_pairs, max_bytes // 4)
-                    deflations[key] = found, window_gram(op, torus, found)
+                    found = deflate(op, torus, krylov.theta * (1 - key), max_pairs, max_bytes // 4, DEFLATION_WORK)
+                    deflations[key] = found, None if found is None else window_gram(op, torus, found)
                 found, gram = deflations[key]
+                if found is None:
+                    how += f"; Lehmann's bound not tried: its decompositions exceed the work bound {DEFLATION_WORK:.1e}"
+                    break
                 grams = krylov_grams(krylov) if grams is None else grams
                 threshold = krylov.theta * (1 - gap)
                 deflation = restrict(found, threshold)
@@ -183,7 +187,8 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
                 bound = lehmann_bound(op, krylov, count, min(found.top, upper2), grams)
                 if bound < upper2:
                     upper2, how = bound, f"Lehmann's bound ({len(deflation.values)} circular pairs deflated)"
-            if upper2 <= target2 or len(krylov.Q) >= steps or krylov.last == 0:
+            if (upper2 <= target2 or len(krylov.Q) >= steps or krylov.last == 0
+                    or any(found is None for found, _ in deflations.values())):
                 break
             previous = len(krylov.Q)
             krylov = lanczos(op, rtol * 1e-6, min(previous + max(GROWTH, previous // 2), steps), resume=krylov)

@@ -121,12 +121,14 @@ class Deflation:
     paired: Tensor
 
 
-def deflate(op: ConvOperator, torus: tuple[int, ...], threshold: float, max_pairs: int, max_bytes: int) -> Deflation:
+def deflate(op: ConvOperator, torus: tuple[int, ...], threshold: float, max_pairs: int, max_bytes: int,
+            max_work: float = math.inf) -> Deflation | None:
     """Decompose every ``G(w)`` a block of frequencies at a time; deflate the eigenpairs above ``threshold``
     (at most ``max_pairs``, the largest; the threshold rises to the first one left). Where ``K(w)`` has fewer
     rows than columns (strides, ``c_out < c_in S``), the eigenvalues come from the smaller ``K K^H`` (the same
     nonzero ones, the rest 0) and only the frequencies with one above ``threshold`` are decomposed on the
-    ``n`` side for their eigenvectors; the allowances take the longer of the two inner products."""
+    ``n`` side for their eigenvectors; the allowances take the longer of the two inner products. None where
+    the work would exceed ``max_work`` (``n^3`` per decomposed frequency, ``c^2 n`` per screened one)."""
     M = tuple(m // s for m, s in zip(torus, op.stride))
     freqs = canonical_frequencies(M, op.kernel.device)
     g, c_out_g = op.groups, op.kernel.shape[0] // op.groups
@@ -136,7 +138,9 @@ def deflate(op: ConvOperator, torus: tuple[int, ...], threshold: float, max_pair
     taps = float(torch.linalg.vector_norm(W, dim=(1, 2)).sum(-1).max())
     eta = (2 * gamma(max(c_out_g, n)) + 4 * (gamma(T) + 8 * EPS64)) * taps**2
     chunk = max(1, max_bytes // (64 * g * n * max(n, c_out_g)))
-    rest, top, slack, kept = 0.0, 0.0, 0.0, []
+    rest, top, slack, kept, work = 0.0, 0.0, 0.0, [], 0.0
+    if len(freqs) * g * (n**3 if c_out_g >= n else c_out_g**2 * n) > max_work:
+        return None
     for start in range(0, len(freqs), chunk):
         f = freqs[start : start + chunk]
         K = transfers(op, torus, f)
@@ -151,6 +155,9 @@ def deflate(op: ConvOperator, torus: tuple[int, ...], threshold: float, max_pair
             if bool((~hot).any()):
                 rest = max(rest, float(small[~hot].max()))
             b, grp = hot.nonzero(as_tuple=True)
+            work += len(b) * n**3
+            if work > max_work:
+                return None
             if not len(b):
                 continue
         G = K[b, grp].mH @ K[b, grp]
