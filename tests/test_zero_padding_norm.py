@@ -190,6 +190,20 @@ def test_the_closed_form_window_gram_is_the_gram_of_the_materialized_window_vect
     assert float(error) <= 4 * majorant.window_gram_error(op) + 1e-15
 
 
+def test_a_deflation_over_its_work_bound_is_not_tried_and_the_result_says_so(monkeypatch):
+    """Where the per-frequency decompositions would exceed ``DEFLATION_WORK`` (512 channels at 14x14, stride 2,
+    took 542 s), Lehmann's bound is skipped: the ends still hold the dense truth and ``rtol_met`` is False."""
+    from orthoconv.math.spectral import lehmann
+
+    monkeypatch.setattr(lehmann, "DEFLATION_WORK", 0.0)
+    kernel = kernel_of((8, 8, 3, 3), 3)
+    norm = conv_spectral_norm(kernel, (12, 12), "zeros", 2, rtol=1e-3, exact_limit=0)
+    truth = torch_truth(kernel, (12, 12), "zeros", (2, 2), 1, (1, 1), False)
+    assert "Lehmann's bound not tried" in norm.method
+    assert norm.lower <= truth * (1 + 1e-12) and truth <= norm.upper * (1 + 1e-12)
+    assert norm.rtol_met == (norm.upper <= 1.001 * norm.lower)
+
+
 def test_a_norm_never_pays_for_a_large_dense_svd(monkeypatch):
     """A 4096 x 4096 SVD took 13.7 s for this norm on main; above DENSE_NORM_LIMIT no dense matrix is formed."""
     def refuse(*args, **kwargs):
