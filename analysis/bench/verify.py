@@ -106,7 +106,8 @@ def main(argv=None, prog=None) -> int:
     spectra = sum(spectra_seconds)
     exact = sum(layer.exact for layer in report.layers if layer.type == "Conv2d")
     rows = [{"network": "ResNet-50" if not args.quick else "ResNet (quick)", "convolutions": convs,
-             "input": f"3x{args.size}x{args.size}", "threads": torch.get_num_threads(), "total_s": round(total, 2), "spectra_s": round(spectra, 2),
+             "input": f"3x{args.size}x{args.size}", "threads": torch.get_num_threads(),
+             "total_s": round(total, 2), "spectra_s": round(spectra, 2),
              "rest_s": round(total - spectra, 2), "peak_gb": round(peak_memory_gb(), 2),
              "exact_convs": exact, "lipschitz_lower": report.lipschitz_lower,
              "lipschitz_upper": report.lipschitz_upper,

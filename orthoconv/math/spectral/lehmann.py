@@ -48,7 +48,7 @@ from .majorant import (
 GAPS = (0.05, 0.15, 0.3)  # deflate circular eigenvalues above (1 - gap) x the Lanczos estimate
 RHO_STEPS = 32
 MAX_PAIRS = 192  # the window Gram matrix (closed form) costs P^2 (c + D) S, its eigenvalues (2 P)^3
-EARLY_MARGIN = 1e-8  # Lanczos stops once its estimate is this far past what the embedding needs (the witness's rounding)
+EARLY_MARGIN = 1e-8  # Lanczos stops this far past what the embedding needs (room for the witness's rounding)
 DEFLATION_WORK = 2.0**33  # the deflation's work bound (n^3 per decomposition, c^2 n per screening): ~10 s
 GROWTH = 24  # the Lanczos run is extended by at least this many vectors (or half its length) per retry
 
