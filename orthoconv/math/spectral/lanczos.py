@@ -104,7 +104,8 @@ def _next_block(Q: Tensor, MQ: Tensor, b: int) -> Tensor | None:
 def lanczos(op: ConvOperator, rtol: float, max_steps: int, seed: int = 0, block: int = 2,
             resume: Krylov | None = None, enough: float = math.inf, start: Tensor | None = None) -> Krylov:
     """Block Lanczos on ``M = A^T A`` (``op`` taken as the forward convolution) from ``block`` seeded Gaussian
-    vectors (drawn on the CPU; a block resolves the nearly double top eigenvalues that symmetric kernels give),
+    vectors (drawn on the CPU; a block resolves the nearly double top eigenvalues that symmetric kernels give;
+    ``start``: rows added to them, the Gaussian scaled to ``START_NOISE`` of each row's norm),
     or extending the run ``resume``, until the top Ritz value moves by less than ``rtol / 100`` (relative) over
     the last 8 vectors, or ``max_steps`` vectors, or once it reaches ``enough`` (an estimate that already
     meets the caller's aim); an invariant subspace ends it early. ``T`` keeps the diagonal
