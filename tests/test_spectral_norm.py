@@ -175,12 +175,13 @@ def test_enclosure_contains_the_norm_for_every_padding(shape, seed, padding, str
 @given(c_out=st.integers(1, 3), c_in=st.integers(1, 3), n=st.integers(1, 6), seed=st.integers(0, 2**16))
 def test_embedding_bound_is_exact_for_pointwise_kernels(c_out, c_in, n, seed):
     """A 1x1 convolution is the same matrix at every pixel with any padding: the circular-embedding bound
-    equals the exact norm (its transfer matrix is constant)."""
+    equals the exact norm (its transfer matrix is constant); the Lanczos witness stops once it is within the
+    default ``rtol`` of it."""
     kernel = kernel_of((c_out, c_in, 1, 1), seed)
     norm = conv_spectral_norm(kernel, (n, n + 1), "zeros", exact_limit=0)
     exact = float(torch.linalg.matrix_norm(kernel[:, :, 0, 0], ord=2))
     assert norm.upper == pytest.approx(exact, rel=1e-14)
-    assert norm.lower == pytest.approx(exact, rel=1e-12)
+    assert exact <= (1 + 1e-3) * norm.lower and norm.lower <= exact * (1 + 1e-12) and norm.rtol_met
 
 
 @pytest.mark.parametrize("padding", ["circular", "zeros"])

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from orthoconv import verify
+from orthoconv.cli.args import positive_int
 from orthoconv.io import load_average
 from orthoconv.verify import operators
 
@@ -72,7 +73,12 @@ def main(argv=None, prog=None) -> int:
     parser = experiment_parser("bench_verify", __doc__.splitlines()[0], prog or "python -m analysis.bench.verify")
     parser.add_argument("--size", type=int, default=224, help="image side (default 224)")
     parser.add_argument("--lower-steps", type=int, default=5, help="steps of the empirical lower bound")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch intra-op threads (default: torch's; on a loaded 2-core machine 2 threads made "
+                             "small LAPACK calls 10-25x slower)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     torch.manual_seed(args.seed)
     model = resnet(STAGES if not args.quick else ((64, 1, 1), (128, 1, 2)))
@@ -100,7 +106,8 @@ def main(argv=None, prog=None) -> int:
     spectra = sum(spectra_seconds)
     exact = sum(layer.exact for layer in report.layers if layer.type == "Conv2d")
     rows = [{"network": "ResNet-50" if not args.quick else "ResNet (quick)", "convolutions": convs,
-             "input": f"3x{args.size}x{args.size}", "total_s": round(total, 2), "spectra_s": round(spectra, 2),
+             "input": f"3x{args.size}x{args.size}", "threads": torch.get_num_threads(),
+             "total_s": round(total, 2), "spectra_s": round(spectra, 2),
              "rest_s": round(total - spectra, 2), "peak_gb": round(peak_memory_gb(), 2),
              "exact_convs": exact, "lipschitz_lower": report.lipschitz_lower,
              "lipschitz_upper": report.lipschitz_upper,

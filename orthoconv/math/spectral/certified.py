@@ -64,7 +64,8 @@ SMALL_WORK = 2**16  # below about this many c^3 flops a block is decomposed whol
 @dataclass(frozen=True)
 class CertifiedNorm:
     """``lower <= ||A||_2 <= upper``; how many of the ``frequencies`` (times groups) were pruned by their
-    Frobenius norm, certified by a Cholesky factorization, or decomposed exactly."""
+    Frobenius norm, certified by a Cholesky factorization, or decomposed exactly; ``peak``: the frequency
+    (integers on the output torus) and group whose witness gave ``lower``."""
 
     lower: float
     upper: float
@@ -72,6 +73,7 @@ class CertifiedNorm:
     pruned: int
     certified: int
     decomposed: int
+    peak: tuple[Tensor, int] | None = None  # (frequency (D,), group) of the largest lower bound found
 
     @property
     def method(self) -> str:
@@ -88,19 +90,22 @@ class _State:
         self.upper2 = 0.0
         self.certified = 0
         self.decomposed = 0
+        self.peak: int | None = None  # the flat (frequency, group) index of lower2
 
-    def witness(self, values: Tensor) -> None:
-        """Certified lower bounds on ``lambda_max`` of some frequencies raise ``lower2``."""
+    def witness(self, values: Tensor, index: Tensor) -> None:
+        """Certified lower bounds on ``lambda_max`` of the flat (frequency, group) pairs ``index`` raise ``lower2``."""
         if len(values):
-            self.lower2 = max(self.lower2, float(values.max()))
+            best = int(values.argmax())
+            if float(values[best]) > self.lower2:
+                self.lower2, self.peak = float(values[best]), int(index[best])
 
-    def exact(self, G: Tensor, error: Tensor, side_dim: int) -> None:
-        """Decompose ``G`` (``(B, c, c)``, error bounds ``(B,)``) exactly: both ends move."""
+    def exact(self, G: Tensor, error: Tensor, side_dim: int, index: Tensor) -> None:
+        """Decompose ``G`` (``(B, c, c)``, error bounds ``(B,)``, flat pairs ``index``) exactly: both ends move."""
         if G.shape[0] == 0:
             return
         lam = torch.linalg.eigvalsh(G)[:, -1]
         slack = error + 4 * side_dim * EPS64 * torch.linalg.matrix_norm(G)
-        self.lower2 = max(self.lower2, float((lam - slack).max()))
+        self.witness(lam - slack, index)
         self.upper2 = max(self.upper2, float((lam + slack).max()))
         self.decomposed += G.shape[0]
 
@@ -155,22 +160,23 @@ def _rayleigh(G: Tensor, steps: int = 1) -> Tensor:
     return ((v.mH @ Gv).real / (v.mH @ v).real.clamp_min(1e-300)).reshape(-1)
 
 
-def _settle(state: _State, G: Tensor, err: Tensor, frob2: Tensor, rtol: float, dtype: torch.dtype) -> None:
+def _settle(state: _State, G: Tensor, err: Tensor, frob2: Tensor, index: Tensor, rtol: float,
+            dtype: torch.dtype) -> None:
     """Certify or decompose every Gram matrix of a block: decompose those of largest Rayleigh quotient (one,
     or up to 8 small ones), certify the others at ``(1 + rtol)`` times the best lower bound, and repeat on the failures (ranked
     again by three power steps) with the raised bound until none is left."""
     c = G.shape[-1]
     if len(G) * c**3 <= SMALL_WORK:
-        state.exact(G, err, c)
+        state.exact(G, err, c, index)
         return
     rayleigh = _rayleigh(G)
     pending = torch.arange(len(G), device=G.device)
     probes = max(1, min(8, 2**12 // c**2))  # small matrices: decompositions are cheap next to a round
     while len(pending):
-        state.witness(rayleigh[pending] * (1 - 4 * c * EPS64) - err[pending])
+        state.witness(rayleigh[pending] * (1 - 4 * c * EPS64) - err[pending], index[pending])
         order = rayleigh[pending].argsort(descending=True)
         best, pending = pending[order[:probes]], pending[order[probes:]]
-        state.exact(G[best], err[best], c)
+        state.exact(G[best], err[best], c, index[best])
         if not len(pending):
             return
         target2 = (1 + rtol) ** 2 * state.lower2
@@ -185,7 +191,7 @@ def _settle(state: _State, G: Tensor, err: Tensor, frob2: Tensor, rtol: float, d
             state.certified += int(passed.sum())
         pending = pending[~passed]
         if len(pending) <= probes:
-            state.exact(G[pending], err[pending], c)
+            state.exact(G[pending], err[pending], c, index[pending])
             return
         rayleigh[pending] = _rayleigh(G[pending], steps=POWER_STEPS)
 
@@ -215,7 +221,8 @@ def certified_circular_norm(kernel: Tensor, size: tuple[int, ...], stride: tuple
     upper = result.upper * scale + lost
     if not (math.isfinite(upper) and math.isfinite(result.lower * scale)):
         raise ValueError(f"the kernel's norm (about {peak:.3g} times its size) overflows float64")
-    return CertifiedNorm(lower, upper, result.frequencies, result.pruned, result.certified, result.decomposed)
+    return CertifiedNorm(lower, upper, result.frequencies, result.pruned, result.certified, result.decomposed,
+                         result.peak)
 
 
 def _certified_unit(kernel: Tensor, size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
@@ -269,7 +276,7 @@ def _certified_unit(kernel: Tensor, size: tuple[int, ...], stride: tuple[int, ..
 
         flat = frob2.reshape(-1)
         top = flat.argmax().reshape(1)
-        state.exact(*grams(top)[:2], c)
+        state.exact(*grams(top)[:2], c, top)
         keep = (flat > state.lower2).nonzero().squeeze(1)
         keep = keep[keep != top[0]]
         pruned = B * g - len(keep) - 1
@@ -285,7 +292,8 @@ def _certified_unit(kernel: Tensor, size: tuple[int, ...], stride: tuple[int, ..
         chunk = max(1, max_bytes // (16 * c * c * (g + 2)))
         for start in range(0, len(keep), chunk):
             index = keep[start : start + chunk]
-            _settle(state, *grams(index), rtol, dtype)
+            _settle(state, *grams(index), index, rtol, dtype)
     lower = math.sqrt(max(state.lower2, 0.0))
     upper = math.sqrt(max(state.upper2, state.lower2, 0.0))  # pruned frequencies' bounds are below lower2
-    return CertifiedNorm(lower, upper, B * g, pruned, state.certified, state.decomposed)
+    peak = None if state.peak is None else (freqs[state.peak // g], state.peak % g)
+    return CertifiedNorm(lower, upper, B * g, pruned, state.certified, state.decomposed, peak)

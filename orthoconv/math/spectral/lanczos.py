@@ -21,6 +21,8 @@ from torch import Tensor
 from .apply import EPS64, convolve, convolve_adjoint, rounding_bound
 from .geometry import ConvOperator
 
+START_NOISE = 1e-3  # relative weight of the seeded Gaussian mixed into a given start block
+
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
@@ -75,24 +77,38 @@ def _project_out(w: Tensor, Q: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _next_block(Q: Tensor, MQ: Tensor, b: int) -> Tensor | None:
-    """The next orthonormal block from the last ``b`` products (twice projected out, Giraud, Langou, Rozloznik
-    2005; the new block once more after its QR); None where ``M Q`` stays in the span (invariant subspace)."""
-    w, _ = _project_out(MQ[-b:], Q)
+    """The next orthonormal block from the last ``b`` products: the last two blocks projected out first (the
+    three-term recurrence), then the whole basis, a second time only where the first pass removed more than
+    half the norm (Kahan's "twice is enough", Giraud, Langou, Rozloznik 2005), and once more after the QR only
+    where it had to separate nearly dependent columns; None where ``M Q`` stays in the span (invariant
+    subspace)."""
+    w = MQ[-b:]
+    scale = float(torch.linalg.matrix_norm(w))
+    local = Q[-3 * b :]
+    w, _ = _project_out(w, local)
+    before = float(torch.linalg.matrix_norm(w))
     w, _ = _project_out(w, Q)
+    if float(torch.linalg.matrix_norm(w)) < 0.5 * before:
+        w, _ = _project_out(w, Q)
     basis, R = torch.linalg.qr(w.T)
-    keep = R.diagonal().abs() > 1e-10 * float(torch.linalg.matrix_norm(MQ[-b:]))
+    diagonal = R.diagonal().abs()
+    keep = diagonal > 1e-10 * scale
     if not bool(keep.any()):
         return None
-    q, _ = _project_out(basis.T[keep], Q)
+    q = basis.T[keep]
+    if float(diagonal[keep].min()) < 1e-3 * float(torch.linalg.vector_norm(w, dim=1).max()):
+        q, _ = _project_out(q, Q)
     return q / torch.linalg.vector_norm(q, dim=1, keepdim=True)
 
 
 def lanczos(op: ConvOperator, rtol: float, max_steps: int, seed: int = 0, block: int = 2,
-            resume: Krylov | None = None) -> Krylov:
+            resume: Krylov | None = None, enough: float = math.inf, start: Tensor | None = None) -> Krylov:
     """Block Lanczos on ``M = A^T A`` (``op`` taken as the forward convolution) from ``block`` seeded Gaussian
-    vectors (drawn on the CPU; a block resolves the nearly double top eigenvalues that symmetric kernels give),
+    vectors (drawn on the CPU; a block resolves the nearly double top eigenvalues that symmetric kernels give;
+    ``start``: rows added to them, the Gaussian scaled to ``START_NOISE`` of each row's norm),
     or extending the run ``resume``, until the top Ritz value moves by less than ``rtol / 100`` (relative) over
-    the last 8 vectors, or ``max_steps`` vectors; an invariant subspace ends it early. ``T`` keeps the diagonal
+    the last 8 vectors, or ``max_steps`` vectors, or once it reaches ``enough`` (an estimate that already
+    meets the caller's aim); an invariant subspace ends it early. ``T`` keeps the diagonal
     blocks and the couplings of consecutive blocks (the rest vanishes in exact arithmetic; ``T`` only steers
     the run: the certificates use ``Q`` and ``MQ`` themselves). Memory: two ``max_steps x dim`` float64 arrays."""
     op = replace(op, adjoint=False)
@@ -103,9 +119,13 @@ def lanczos(op: ConvOperator, rtol: float, max_steps: int, seed: int = 0, block:
     MQ = torch.empty_like(Q)
     T = torch.zeros(max_steps, max_steps, dtype=torch.float64, device=device)
     if resume is None:
-        start = torch.randn(min(block, max_steps), dim, generator=torch.Generator().manual_seed(seed),
+        noise = torch.randn(min(block, max_steps), dim, generator=torch.Generator().manual_seed(seed),
                             dtype=torch.float64).to(device)
-        q, k, prev = torch.linalg.qr(start.T).Q.T, 0, 0
+        if start is not None:
+            noise = noise / torch.linalg.vector_norm(noise, dim=1, keepdim=True) * START_NOISE
+            noise[: len(start)] += start[: len(noise)] / torch.linalg.vector_norm(start[: len(noise)], dim=1,
+                                                                                  keepdim=True)
+        q, k, prev = torch.linalg.qr(noise.T).Q.T, 0, 0
     else:
         k, prev = len(resume.Q), resume.last
         if k >= max_steps or prev == 0:
@@ -125,7 +145,7 @@ def lanczos(op: ConvOperator, rtol: float, max_steps: int, seed: int = 0, block:
             theta = float(torch.linalg.eigvalsh(0.5 * (T[:k, :k] + T[:k, :k].T))[-1])
             before = [value for steps, value in history if steps <= k - 8]
             history.append((k, theta))
-            if k >= max_steps or (before and theta - before[-1] <= rtol / 100 * theta):
+            if k >= max_steps or theta >= enough or (before and theta - before[-1] <= rtol / 100 * theta):
                 break
             q = _next_block(Q[:k], MQ[:k], b)
             if q is None:

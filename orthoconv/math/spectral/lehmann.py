@@ -34,11 +34,22 @@ from .apply import EPS64, rounding_bound
 from .certified import certified_circular_norm
 from .geometry import ConvOperator
 from .lanczos import Krylov, lanczos, witness
-from .majorant import count_above, deflate, gamma, restrict, torus_size, window_vectors
+from .majorant import (
+    count_above,
+    deflate,
+    gamma,
+    restrict,
+    start_block,
+    torus_size,
+    window_gram,
+    window_gram_error,
+)
 
 GAPS = (0.05, 0.15, 0.3)  # deflate circular eigenvalues above (1 - gap) x the Lanczos estimate
 RHO_STEPS = 32
-MAX_PAIRS = 192  # the window Gram matrix costs (2 P)^2 dim
+MAX_PAIRS = 192  # the window Gram matrix (closed form) costs P^2 (c + D) S, its eigenvalues (2 P)^3
+EARLY_MARGIN = 1e-8  # Lanczos stops this far past what the embedding needs (room for the witness's rounding)
+DEFLATION_WORK = 2.0**33  # the deflation's work bound (n^3 per decomposition, c^2 n per screening): ~10 s
 GROWTH = 24  # the Lanczos run is extended by at least this many vectors (or half its length) per retry
 
 
@@ -120,7 +131,7 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
     and, where that is not within ``rtol``, Lehmann's bound (module docstring) above, the deflation widened
     through ``GAPS`` and the Lanczos run extended (by half its length, settling to ``1e-6 rtol``) until ``rtol``
     is met or ``n_iter`` vectors. ``max_bytes`` bounds the
-    deflated window vectors (rows of the input's size).
+    window Gram matrix's terms (``P^2 S`` complex numbers) and the per-frequency decompositions.
 
     The kernel is divided by the power of two that brings its largest entry into ``[1/2, 1)`` (exact; the
     allowances are for entries of unit size); entries flushed below the smallest subnormal are a perturbation
@@ -138,33 +149,46 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
     dim = math.prod(op.forward_shapes[0])
     torus = torus_size(op)
     steps = 200 if n_iter is None else n_iter
-    max_pairs = max(1, min(MAX_PAIRS, max_bytes // (2 * 2 * 8 * dim)))
+    max_pairs = max(1, min(MAX_PAIRS, math.isqrt(max_bytes // (16 * (math.prod(op.stride) + 4)))))
     with torch.no_grad():
-        krylov = lanczos(op, rtol, steps)
-        lower = witness(op, krylov.y)
-        target2 = ((1 + rtol) * lower) ** 2
         embedding = certified_circular_norm(unit, torus, op.stride, op.dilation, op.groups, rtol / 4)
         upper2, how = embedding.upper**2, f"the circular embedding [{embedding.method}]"
-        widest = None
+        enough = upper2 / (1 + rtol) ** 2 * (1 + EARLY_MARGIN)
+        start = None if embedding.peak is None else start_block(op, torus, *embedding.peak)
+        krylov = lanczos(op, rtol, steps, enough=enough, start=start)
+        lower = witness(op, krylov.y)
+        target2 = ((1 + rtol) * lower) ** 2
+        if upper2 > target2 and krylov.theta >= enough:  # stopped early, yet the witness fell short: settle
+            krylov = lanczos(op, rtol, steps, resume=krylov)
+            lower = max(lower, witness(op, krylov.y))
+            target2 = ((1 + rtol) * lower) ** 2
+        deflations: dict[float, tuple] = {}  # at the first Lanczos estimate: decomposed once
+        # per gap where K(w) is wide (only the frequencies above the gap's threshold are decomposed on the wide
+        # side), else once at the widest gap, restricted for the others
+        screened = op.kernel.shape[0] // op.groups < op.kernel.shape[1] * math.prod(op.stride)
         grams = None
         while True:
             for gap in GAPS:
                 if upper2 <= target2:
                     break
-                if widest is None:
-                    widest = deflate(op, torus, krylov.theta * (1 - GAPS[-1]), max_pairs, max_bytes // 4)
-                    window = window_vectors(op, torus, widest)
-                    gram = window @ window.T
-                    del window
+                key = gap if screened else GAPS[-1]
+                if key not in deflations:
+                    found = deflate(op, torus, krylov.theta * (1 - key), max_pairs, max_bytes // 4, DEFLATION_WORK)
+                    deflations[key] = found, None if found is None else window_gram(op, torus, found)
+                found, gram = deflations[key]
+                if found is None:
+                    how += f"; Lehmann's bound not tried: its decompositions exceed the work bound {DEFLATION_WORK:.1e}"
+                    break
                 grams = krylov_grams(krylov) if grams is None else grams
                 threshold = krylov.theta * (1 - gap)
-                deflation = restrict(widest, threshold)
-                rows = torch.cat([widest.values > threshold] * 2)
-                count = count_above(deflation, gram[rows][:, rows], dim)
-                bound = lehmann_bound(op, krylov, count, min(widest.top, upper2), grams)
+                deflation = restrict(found, threshold)
+                rows = torch.cat([found.values > threshold] * 2)
+                count = count_above(deflation, gram[rows][:, rows], dim, window_gram_error(op))
+                bound = lehmann_bound(op, krylov, count, min(found.top, upper2), grams)
                 if bound < upper2:
                     upper2, how = bound, f"Lehmann's bound ({len(deflation.values)} circular pairs deflated)"
-            if upper2 <= target2 or len(krylov.Q) >= steps or krylov.last == 0:
+            if (upper2 <= target2 or len(krylov.Q) >= steps or krylov.last == 0
+                    or any(found is None for found, _ in deflations.values())):
                 break
             previous = len(krylov.Q)
             krylov = lanczos(op, rtol * 1e-6, min(previous + max(GROWTH, previous // 2), steps), resume=krylov)
