@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.fx.experimental.proxy_tensor import get_proxy_mode
 
 from ._autocast import autocast_enabled
 
@@ -27,14 +28,36 @@ def check_padding_mode(padding_mode: str) -> None:
         raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
 
 
+def _wrap_index(n: int, before: int, after: int, device: torch.device) -> Tensor:
+    """``[-before, n + after) mod n``: the source of every position of a circular pad (any pad size)."""
+    return torch.arange(-before, n + after, device=device) % n
+
+
+_WRAP_INDICES: dict[tuple[int, int, int, torch.device], Tensor] = {}
+
+
+def wrap_index(n: int, before: int, after: int, device: torch.device) -> Tensor:
+    """:func:`_wrap_index`, built once per size and device."""
+    key = (n, before, after, torch.device(device))
+    index = _WRAP_INDICES.get(key)
+    if index is None:
+        with torch.inference_mode(False), torch.no_grad():
+            index = _WRAP_INDICES[key] = _wrap_index(n, before, after, device)
+    return index
+
+
 def pad(x: Tensor, pads: tuple[int, int, int, int], padding_mode: str) -> Tensor:
     """Pad the last two dims by ``pads = (left, right, top, bottom)``, circularly or with zeros.
 
-    Circular padding wraps modulo the size even when a pad exceeds it (F.pad refuses that, so those pads
-    gather the wrapped rows and columns); it needs a non-empty image (``ValueError`` otherwise). Pads
-    within the size use ``F.pad(mode="circular")``: a single gather with a broadcast index (fewer
-    operations) gives inductor (torch 2.13, CPU) wrong gradients for SOC's parameters, off by 5 orders
-    of magnitude, while eager is right (tests/test_compile.py, slow).
+    Circular padding wraps modulo the size, any number of times (F.pad refuses pads larger than the size);
+    it needs a non-empty image (``ValueError`` otherwise). Eager, it is one ``index_select`` per padded
+    dimension (backward: one ``index_add``), with the wrapped indices built once per size and device: 7
+    operations forward and backward, where ``F.pad(mode="circular")`` dispatches 35 (slices and copies).
+    Traced, pads within the size use ``F.pad`` and larger ones one gather: under ``torch.compile``, which
+    fuses the padding into its own kernels anyway, because inductor (torch 2.13, CPU) miscompiles the
+    backward of the ``index_select`` form (wrong gradients for SOC's parameters, or a crash;
+    tests/test_compile.py, slow); under ``make_fx`` (:mod:`orthoconv.verify`) because a circular ``F.pad``
+    feeding a convolution is read as its padding mode.
     """
     check_padding_mode(padding_mode)
     if x.shape[-2] < 1 or x.shape[-1] < 1:
@@ -43,11 +66,15 @@ def pad(x: Tensor, pads: tuple[int, int, int, int], padding_mode: str) -> Tensor
         return F.pad(x, pads)
     left, right, top, bottom = pads
     H, W = x.shape[-2:]
-    if max(top, bottom) <= H and max(left, right) <= W:
-        return F.pad(x, pads, mode="circular")
-    rows = torch.arange(-top, H + bottom, device=x.device) % H
-    cols = torch.arange(-left, W + right, device=x.device) % W
-    return x[..., rows[:, None], cols]
+    if torch.compiler.is_compiling() or get_proxy_mode() is not None:
+        if max(top, bottom) <= H and max(left, right) <= W:
+            return F.pad(x, pads, mode="circular")
+        return x[..., _wrap_index(H, top, bottom, x.device)[:, None], _wrap_index(W, left, right, x.device)]
+    if top or bottom:
+        x = x.index_select(-2, wrap_index(H, top, bottom, x.device))
+    if left or right:
+        x = x.index_select(-1, wrap_index(W, left, right, x.device))
+    return x
 
 
 def _check_input(x: Tensor, kernel: Tensor) -> None:
