@@ -163,6 +163,22 @@ def test_groupsort_is_a_permutation_with_orthogonal_jacobian(group, groups, seed
     assert float((oc.gradient_norm_ratio(layer, x) - 1).abs().max()) < 1e-14
 
 
+@small
+@given(seed=st.integers(0, 2**16), ties=st.booleans())
+def test_maxmin_backward_is_torchs_sort_backward(seed, ties):
+    """MaxMin's own backward (a gather by the pair's permutation) against autograd's through ``sort``, ties
+    (equal pairs) included."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 6, 3, 4, generator=g, dtype=F64)
+    if ties:
+        x[:, 1::2] = x[:, ::2]
+    x.requires_grad_(True)
+    grad = torch.randn(2, 6, 3, 4, generator=g, dtype=F64)
+    (actual,) = torch.autograd.grad(oc.MaxMin()(x), x, grad)
+    (expected,) = torch.autograd.grad(x.unflatten(1, (3, 2)).sort(dim=2, descending=True).values.flatten(1, 2), x, grad)
+    assert torch.equal(actual, expected)
+
+
 @pytest.mark.parametrize("factor, c, H, W", [(1, 2, 3, 3), (2, 3, 4, 6), (3, 1, 6, 3)])
 def test_invertible_downsampling_is_a_permutation(factor, c, H, W):
     layer = InvertibleDownsampling(factor)

@@ -7,7 +7,29 @@ the gradient norm. MaxMin is GroupSort with groups of two.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+
+
+class _PairSort(torch.autograd.Function):
+    """``pairs.sort(dim, descending=True)`` over a dimension of size 2, whose permutation is its own inverse: the
+    backward is one ``gather`` by the same indices (autograd's sort backward: zeros and a scatter). Not under
+    ``torch.func`` transforms: torch 2.13 generates no vmap rule for a Function with an integer output."""
+
+    @staticmethod
+    def forward(pairs: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+        return pairs.sort(dim=dim, descending=True)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(output[1])
+        ctx.dim = inputs[1]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor, _grad_indices=None) -> tuple[Tensor, None]:
+        (indices,) = ctx.saved_tensors
+        return grad.gather(ctx.dim, indices), None
 
 
 class GroupSort(nn.Module):
@@ -26,6 +48,8 @@ class GroupSort(nn.Module):
         if size % self.group_size:
             raise ValueError(f"GroupSort: dimension {self.dim} has size {size}, not a multiple of group_size={self.group_size}")
         groups = x.unflatten(dim, (size // self.group_size, self.group_size))
+        if self.group_size == 2 and not torch._C._functorch.is_functorch_wrapped_tensor(x):  # vmap: torch's own
+            return _PairSort.apply(groups, dim + 1)[0].flatten(dim, dim + 1)
         return groups.sort(dim=dim + 1, descending=True).values.flatten(dim, dim + 1)
 
     def config(self) -> dict:
