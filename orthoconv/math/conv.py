@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.fx.experimental.proxy_tensor import get_proxy_mode
 
 from ._autocast import autocast_enabled
+from .constants import constant, tracing
 
 PADDING_MODES = ("circular", "zeros")
 
@@ -31,19 +31,6 @@ def check_padding_mode(padding_mode: str) -> None:
 def _wrap_index(n: int, before: int, after: int, device: torch.device) -> Tensor:
     """``[-before, n + after) mod n``: the source of every position of a circular pad (any pad size)."""
     return torch.arange(-before, n + after, device=device) % n
-
-
-_WRAP_INDICES: dict[tuple[int, int, int, torch.device], Tensor] = {}
-
-
-def wrap_index(n: int, before: int, after: int, device: torch.device) -> Tensor:
-    """:func:`_wrap_index`, built once per size and device."""
-    key = (n, before, after, torch.device(device))
-    index = _WRAP_INDICES.get(key)
-    if index is None:
-        with torch.inference_mode(False), torch.no_grad():
-            index = _WRAP_INDICES[key] = _wrap_index(n, before, after, device)
-    return index
 
 
 def pad(x: Tensor, pads: tuple[int, int, int, int], padding_mode: str) -> Tensor:
@@ -66,14 +53,14 @@ def pad(x: Tensor, pads: tuple[int, int, int, int], padding_mode: str) -> Tensor
         return F.pad(x, pads)
     left, right, top, bottom = pads
     H, W = x.shape[-2:]
-    if torch.compiler.is_compiling() or get_proxy_mode() is not None:
+    if tracing():
         if max(top, bottom) <= H and max(left, right) <= W:
             return F.pad(x, pads, mode="circular")
         return x[..., _wrap_index(H, top, bottom, x.device)[:, None], _wrap_index(W, left, right, x.device)]
     if top or bottom:
-        x = x.index_select(-2, wrap_index(H, top, bottom, x.device))
+        x = x.index_select(-2, constant(_wrap_index, H, top, bottom, device=x.device))
     if left or right:
-        x = x.index_select(-1, wrap_index(W, left, right, x.device))
+        x = x.index_select(-1, constant(_wrap_index, W, left, right, device=x.device))
     return x
 
 

@@ -32,6 +32,11 @@ class _PairSort(torch.autograd.Function):
         return grad.gather(ctx.dim, indices), None
 
 
+def _transformed(x: Tensor) -> bool:
+    """Under torch.compile (which fuses the sort's backward itself) or a torch.func transform: torch's own sort."""
+    return torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x)
+
+
 class GroupSort(nn.Module):
     """Sort (descending) each group of ``group_size`` consecutive entries along ``dim`` (channels)."""
 
@@ -48,7 +53,7 @@ class GroupSort(nn.Module):
         if size % self.group_size:
             raise ValueError(f"GroupSort: dimension {self.dim} has size {size}, not a multiple of group_size={self.group_size}")
         groups = x.unflatten(dim, (size // self.group_size, self.group_size))
-        if self.group_size == 2 and not torch._C._functorch.is_functorch_wrapped_tensor(x):  # vmap: torch's own
+        if self.group_size == 2 and not _transformed(x):
             return _PairSort.apply(groups, dim + 1)[0].flatten(dim, dim + 1)
         return groups.sort(dim=dim + 1, descending=True).values.flatten(dim, dim + 1)
 

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ..checks import check_input_size, check_kernel
+from ..constants import constant
 
 DEFAULT_CHUNK_BYTES = 2**26
 
@@ -49,8 +50,8 @@ def _half_spectrum(kernel: Tensor, H: int, W: int, origin: tuple[int, int] = (0,
     ``v <= W // 2``, laid out ``(H, W // 2 + 1, c_out, c_in)``: two small matrix products with DFT
     matrices of the kernel's own size, so no tensor of image size per channel pair is formed."""
     real = kernel.dtype
-    E_h = _dft_matrix(H, H, kernel.shape[-2], origin[0], real, kernel.device)
-    E_w = _dft_matrix(W // 2 + 1, W, kernel.shape[-1], origin[1], real, kernel.device)
+    E_h = constant(_dft_matrix, H, H, kernel.shape[-2], origin[0], real, device=kernel.device)
+    E_w = constant(_dft_matrix, W // 2 + 1, W, kernel.shape[-1], origin[1], real, device=kernel.device)
     partial = kernel.to(E_w.dtype) @ E_w.T
     return torch.einsum("up,oipv->uvoi", E_h, partial)
 
