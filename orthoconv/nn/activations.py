@@ -23,13 +23,14 @@ class _PairSort(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
         ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)  # no zero gradient built for the indices
         ctx.save_for_backward(output[1])
         ctx.dim = inputs[1]
 
     @staticmethod
     def backward(ctx, grad: Tensor, _grad_indices=None) -> tuple[Tensor, None]:
         (indices,) = ctx.saved_tensors
-        return grad.gather(ctx.dim, indices), None
+        return None if grad is None else grad.gather(ctx.dim, indices), None
 
 
 def _transformed(x: Tensor) -> bool:
