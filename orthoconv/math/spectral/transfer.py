@@ -48,8 +48,13 @@ def _dft_matrix(frequencies: int, size: int, taps: int, origin: int, dtype: torc
 def _half_spectrum(kernel: Tensor, H: int, W: int, origin: tuple[int, int] = (0, 0)) -> Tensor:
     """``sum_{p,q} W[:, :, p, q] exp(-2 pi i (u (p - p0) / H + v (q - q0) / W))`` for ``u < H``,
     ``v <= W // 2``, laid out ``(H, W // 2 + 1, c_out, c_in)``: two small matrix products with DFT
-    matrices of the kernel's own size, so no tensor of image size per channel pair is formed."""
+    matrices of the kernel's own size, so no tensor of image size per channel pair is formed. A float32/float64
+    kernel that fits in the image, taken at origin 0, is instead one ``rfft2`` of the zero-padded taps (the same
+    sum; an output of the same size; 1 operation forward and few backward, where the products dispatch tens)."""
     real = kernel.dtype
+    kh, kw = kernel.shape[-2:]
+    if origin == (0, 0) and kh <= H and kw <= W and real in (torch.float32, torch.float64) and kernel.numel():
+        return torch.fft.rfft2(kernel, s=(H, W)).permute(2, 3, 0, 1)
     E_h = constant(_dft_matrix, H, H, kernel.shape[-2], origin[0], real, device=kernel.device)
     E_w = constant(_dft_matrix, W // 2 + 1, W, kernel.shape[-1], origin[1], real, device=kernel.device)
     partial = kernel.to(E_w.dtype) @ E_w.T
