@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ..math.checks import image_size
 from ..math.constants import constant
-from ..math.spectral.transfer import _half_spectrum
+from ..math.spectral.transfer import _half_spectrum, apply_transfer
 from ._precision import check_finite, check_true, full_precision, promote
 from .base import KernelConv2d
 from .norms import kernel_bound
@@ -45,10 +45,12 @@ class _Polish(torch.autograd.Function):
 
     @staticmethod
     def forward(Q: Tensor) -> Tensor:
-        eye = torch.eye(Q.shape[-1], dtype=Q.dtype, device=Q.device)
+        shape = Q.shape
+        Q = Q.reshape(-1, *shape[-2:])  # batched products: one bmm each
+        eye = torch.eye(shape[-1], dtype=Q.dtype, device=Q.device).expand_as(Q)
         for _ in range(POLISH_STEPS):
-            Q = Q @ (1.5 * eye - 0.5 * (Q.mH @ Q))
-        return Q
+            Q = torch.bmm(Q, torch.baddbmm(eye, Q.mH, Q, beta=1.5, alpha=-0.5))
+        return Q.view(shape)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -92,8 +94,9 @@ def _self_conjugate(H: int, W: int, device) -> Tensor:
 
 def unitary_deviation(Q: Tensor) -> Tensor:
     """``max |Q^H Q - I|`` over every frequency (a 0-d real tensor)."""
-    eye = torch.eye(Q.shape[-1], dtype=Q.dtype, device=Q.device)
-    return (Q.mH @ Q - eye).abs().amax()
+    Q = Q.reshape(-1, *Q.shape[-2:])
+    eye = torch.eye(Q.shape[-1], dtype=Q.dtype, device=Q.device).expand_as(Q)
+    return torch.baddbmm(eye, Q.mH, Q, alpha=-1).abs().amax()
 
 
 def _origin_phase(H: int, W: int, dtype: torch.dtype, device) -> Tensor:
@@ -194,7 +197,7 @@ class CayleyConv(KernelConv2d):
         Q = self.transfer()
         with full_precision(x.device):
             xhat = torch.fft.rfft2(x.to(Q.real.dtype))
-            y = torch.fft.irfft2(torch.einsum("uvoi,niuv->nouv", Q, xhat), s=(H, W))
+            y = torch.fft.irfft2(apply_transfer(Q, xhat), s=(H, W))
         return self._add_bias(y.to(x.dtype))
 
     def lipschitz_bound(self, input_size=None) -> float:

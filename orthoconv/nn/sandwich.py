@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from ..math.checks import image_size
-from ..math.spectral.transfer import _half_spectrum
+from ..math.spectral.transfer import _half_spectrum, apply_transfer
 from ._args import check_image
 from ._precision import check_finite, full_precision, promote
 from .base import KernelConv2d
@@ -145,11 +145,11 @@ class Sandwich(KernelConv2d):
         Q = self.transfer((H, W))
         with full_precision(x.device):
             xhat = torch.fft.rfft2(x.to(Q.real.dtype))
-            v = torch.fft.irfft2(math.sqrt(2) * torch.einsum("uvio,niuv->nouv", Q[..., c:, :].conj(), xhat), s=(H, W))
+            v = torch.fft.irfft2(math.sqrt(2) * apply_transfer(Q[..., c:, :].mH, xhat), s=(H, W))
             if self.bias is not None:
                 v = v + self._psi_bias(v.dtype)[:, None, None]
             uhat = torch.fft.rfft2(torch.relu(v))
-            y = torch.fft.irfft2(math.sqrt(2) * torch.einsum("uvoi,niuv->nouv", Q[..., :c, :], uhat), s=(H, W))
+            y = torch.fft.irfft2(math.sqrt(2) * apply_transfer(Q[..., :c, :], uhat), s=(H, W))
         return y.to(x.dtype)
 
     def lipschitz_bound(self, input_size=None) -> float:
