@@ -18,8 +18,8 @@ from orthoconv.nn.dispatch import count_dispatch
 
 from layer_zoo import LAYERS, build, example_input
 
-SMALL_BUDGET = {"bcop": 375, "rko": 270, "ossn": 385, "svcm": 185, "soc": 405, "cayley": 565, "rkl2ne": 385,
-                "conv": 230, "lot": 765, "bro": 790, "aol": 280, "cpl": 1205, "sll": 410, "sandwich": 725}
+SMALL_BUDGET = {"bcop": 365, "rko": 260, "ossn": 345, "svcm": 175, "soc": 395, "cayley": 400, "rkl2ne": 375,
+                "conv": 220, "lot": 550, "bro": 595, "aol": 275, "cpl": 980, "sll": 405, "sandwich": 580}
 
 
 def counted_step(model, x):
