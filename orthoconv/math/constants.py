@@ -14,14 +14,16 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch.fx.experimental.proxy_tensor import get_proxy_mode
 
 _CACHE: dict[tuple, Tensor] = {}
-_TRACING_MODES = (torch._C._TorchDispatchModeKey.PROXY, torch._C._TorchDispatchModeKey.FAKE)
 
 
 def tracing() -> bool:
     """Whether a tracer records (torch.compile, torch.export, make_fx, fake tensors)."""
-    return torch.compiler.is_compiling() or any(torch._C._get_dispatch_mode(key) is not None for key in _TRACING_MODES)
+    if torch.compiler.is_compiling() or get_proxy_mode() is not None:  # make_fx, pre-dispatch (orthoconv.verify) too
+        return True
+    return torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.FAKE) is not None
 
 
 def constant(build: Callable[..., Tensor], *args, device) -> Tensor:
