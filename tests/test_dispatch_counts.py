@@ -18,8 +18,8 @@ from orthoconv.nn.dispatch import count_dispatch
 
 from layer_zoo import LAYERS, build, example_input
 
-SMALL_BUDGET = {"bcop": 365, "rko": 260, "ossn": 345, "svcm": 175, "soc": 395, "cayley": 400, "rkl2ne": 375,
-                "conv": 220, "lot": 550, "bro": 595, "aol": 275, "cpl": 980, "sll": 405, "sandwich": 580}
+SMALL_BUDGET = {"bcop": 375, "rko": 270, "ossn": 375, "svcm": 185, "soc": 575, "cayley": 400, "rkl2ne": 385,
+                "conv": 230, "lot": 550, "bro": 595, "aol": 285, "cpl": 1000, "sll": 430, "sandwich": 580}
 
 
 def counted_step(model, x):
@@ -75,18 +75,19 @@ def test_kernel_called_by_the_user_checks_at_once():
     assert count.syncs == 1
 
 
-@pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 1, 0, 1), (3, 4, 9, 2)])
-def test_a_circular_pad_is_an_index_select_per_dimension(pads):
-    """Forward and backward of a circular pad: two gathers, two scatter-adds into zeros (F.pad: 35 operations),
-    for pads within the image and beyond it (which wrap more than once)."""
+@pytest.mark.parametrize("pads, budget", [((1, 1, 1, 1), 23), ((0, 1, 0, 1), 15), ((3, 4, 9, 2), 8)])
+def test_a_circular_pad_takes_few_operations(pads, budget):
+    """Forward and backward of a circular pad (F.pad: 35 operations): within the image a cat per padded dimension
+    and its fold back (two-sided 23, one-sided 15, views and the leaf's gradient included); beyond it, which wraps
+    more than once, two gathers and two scatter-adds."""
     x = torch.randn(2, 3, 6, 5, requires_grad=True)
-    pad(x, pads, "circular")  # the indices are built once per size
+    pad(x, pads, "circular")  # the indices of a pad beyond the image are built once per size
     padded = pad(x, pads, "circular")
     grad = torch.ones_like(padded)
     with count_dispatch() as count:
         pad(x, pads, "circular").backward(grad)
     assert count.syncs == 0
-    assert count.ops <= 8, dict(count.names)
+    assert count.ops <= budget, dict(count.names)
 
 
 def test_maxmin_backward_is_one_gather():

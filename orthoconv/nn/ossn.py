@@ -111,7 +111,7 @@ def mix_noise(u: Tensor, tau: float) -> Tensor:
 def rayleigh_sigma(u: Tensor, kernel: Tensor, padding_mode: str) -> Tensor:
     """``||A u|| / ||u||``, differentiable in the kernel: a lower bound on ``||A||_2`` (computed on the
     kernel divided by its binary scale, then scaled back)."""
-    u = u.detach()
+    u = u.detach().clone()  # the layer updates its iterate in place: what the backward keeps must not alias it
     scale = binary_scale(kernel.detach().reshape(1, -1)).reshape(())
     image = conv2d_same(u, kernel / scale, padding_mode)
     return torch.linalg.vector_norm(image) / torch.linalg.vector_norm(u) * scale
