@@ -111,6 +111,14 @@ def test_circular_pad_gradient_folds_the_wrapped_entries_back(H, W, pads, seed):
     assert torch.equal(traced(x.detach()), pad(x, pads, "circular"))
 
 
+@pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 1, 0, 1), (2, 0, 0, 3), (5, 4, 7, 1)])
+def test_circular_pad_gradients_in_both_modes_pass_gradcheck(pads):
+    """Reverse and forward mode (a tangent is padded like the input), and the reverse mode's own gradient."""
+    x = torch.randn(1, 2, 4, 3, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: pad(t, pads, "circular"), (x,), check_forward_ad=True)
+    assert torch.autograd.gradgradcheck(lambda t: pad(t, pads, "circular"), (x,))
+
+
 def test_same_padding_matches_torch_for_odd_and_even_kernels():
     assert [same_padding(k) for k in range(1, 7)] == [(0, 0), (0, 1), (1, 1), (1, 2), (2, 2), (2, 3)]
 

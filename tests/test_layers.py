@@ -177,6 +177,8 @@ def test_maxmin_backward_is_torchs_sort_backward(seed, ties):
     (actual,) = torch.autograd.grad(oc.MaxMin()(x), x, grad)
     (expected,) = torch.autograd.grad(x.unflatten(1, (3, 2)).sort(dim=2, descending=True).values.flatten(1, 2), x, grad)
     assert torch.equal(actual, expected)
+    distinct = torch.randn(1, 6, 2, 2, generator=g, dtype=F64, requires_grad=True)  # no ties: differentiable there
+    assert torch.autograd.gradcheck(oc.MaxMin(), (distinct,), check_forward_ad=True)
 
 
 @pytest.mark.parametrize("factor, c, H, W", [(1, 2, 3, 3), (2, 3, 4, 6), (3, 1, 6, 3)])
@@ -292,4 +294,4 @@ def test_cayley_transfer_gradient_passes_gradcheck_through_the_polish(c, k, size
     """The polish steps' backward is the identity (exact on the Cayley transform's tangent directions): the
     gradient of the transfer matrices equals central differences in float64, real and imaginary parts."""
     V = (0.5 * torch.randn(c, c, k, k, generator=torch.Generator().manual_seed(c), dtype=F64)).requires_grad_()
-    assert torch.autograd.gradcheck(lambda V: torch.view_as_real(cayley_transfer(V, size)), (V,))
+    assert torch.autograd.gradcheck(lambda V: torch.view_as_real(cayley_transfer(V, size)), (V,), check_forward_ad=True)

@@ -69,6 +69,11 @@ class _CircularPad(torch.autograd.Function):
         ctx.pads = inputs[1:]
 
     @staticmethod
+    def jvp(ctx, tangent: Tensor, *_) -> Tensor:  # forward-mode AD: the map is linear
+        left, right, top, bottom = ctx.pads
+        return _wrap(_wrap(tangent, -2, top, bottom), -1, left, right)
+
+    @staticmethod
     def backward(ctx, grad: Tensor):
         left, right, top, bottom = ctx.pads
         if left or right:

@@ -25,7 +25,13 @@ class _PairSort(torch.autograd.Function):
         ctx.mark_non_differentiable(output[1])
         ctx.set_materialize_grads(False)  # no zero gradient built for the indices
         ctx.save_for_backward(output[1])
+        ctx.save_for_forward(output[1])
         ctx.dim = inputs[1]
+
+    @staticmethod
+    def jvp(ctx, tangent: Tensor, _dim=None) -> tuple[Tensor, None]:
+        (indices,) = ctx.saved_tensors
+        return tangent.gather(ctx.dim, indices), None
 
     @staticmethod
     def backward(ctx, grad: Tensor, _grad_indices=None) -> tuple[Tensor, None]:

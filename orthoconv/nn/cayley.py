@@ -57,6 +57,10 @@ class _Polish(torch.autograd.Function):
         pass
 
     @staticmethod
+    def jvp(ctx, tangent: Tensor) -> Tensor:
+        return tangent.clone(memory_format=torch.contiguous_format)  # the layout of the output (solve_ex: columns)
+
+    @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         return grad
 
