@@ -33,6 +33,16 @@ from .norms import kernel_bound
 POLISH_STEPS = 3
 
 
+def _polish_steps(Q: Tensor) -> Tensor:
+    """:data:`POLISH_STEPS` Newton-Schulz steps on the stacked batch (one ``bmm`` and one ``baddbmm`` each)."""
+    shape = Q.shape
+    Q = Q.reshape(-1, *shape[-2:])
+    eye = torch.eye(shape[-1], dtype=Q.dtype, device=Q.device).expand_as(Q)
+    for _ in range(POLISH_STEPS):
+        Q = torch.bmm(Q, torch.baddbmm(eye, Q.mH, Q, beta=1.5, alpha=-0.5))
+    return Q.view(shape)
+
+
 class _Polish(torch.autograd.Function):
     """:data:`POLISH_STEPS` Newton-Schulz steps ``Q <- Q (3 I - Q^H Q) / 2`` forward; the identity backward.
 
@@ -45,12 +55,7 @@ class _Polish(torch.autograd.Function):
 
     @staticmethod
     def forward(Q: Tensor) -> Tensor:
-        shape = Q.shape
-        Q = Q.reshape(-1, *shape[-2:])  # batched products: one bmm each
-        eye = torch.eye(shape[-1], dtype=Q.dtype, device=Q.device).expand_as(Q)
-        for _ in range(POLISH_STEPS):
-            Q = torch.bmm(Q, torch.baddbmm(eye, Q.mH, Q, beta=1.5, alpha=-0.5))
-        return Q.view(shape)
+        return _polish_steps(Q)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -86,6 +91,8 @@ def cayley_transfer(V: Tensor, input_size) -> Tensor:
     A = torch.where(constant(_self_conjugate, H, W, device=A.device)[..., None, None], A.real.to(A.dtype), A)
     eye = torch.eye(V.shape[0], dtype=A.dtype, device=A.device)
     Q = torch.linalg.solve_ex(eye + A, eye - A).result  # a singular I + A leaves Q non-unitary: the layer checks
+    if torch.compiler.is_compiling():  # dynamo traces no Function with a jvp rule: inductor differentiates the steps
+        return _polish_steps(Q)
     return _Polish.apply(Q)
 
 
