@@ -20,6 +20,8 @@ import math
 import torch
 from torch import Tensor
 
+from .products import stack  # products on the stacked batch: one bmm each (orthoconv/math/products.py)
+
 
 def _real_dtype(A: Tensor) -> torch.dtype:
     return A.real.dtype if A.is_complex() else A.dtype
@@ -47,12 +49,6 @@ def _polish(Q: Tensor) -> Tensor:
     return torch.bmm(Q, torch.baddbmm(eye, Q.mH, Q, beta=1.5, alpha=-0.5))
 
 
-def _stack(A: Tensor) -> Tensor:
-    """``A`` as one batch dimension of matrices ``(b, n, m)`` (a view where it can): the products below are
-    then single ``bmm`` calls, where ``@`` on any batch dispatches expands and views around each."""
-    return A.reshape(-1, *A.shape[-2:])
-
-
 class _Polar(torch.autograd.Function):
     """``(Q, U, S, Vh, scale)`` with ``A / scale = U diag(S) Vh`` and ``Q = U Vh`` (the last four only saved)."""
 
@@ -60,7 +56,7 @@ class _Polar(torch.autograd.Function):
 
     @staticmethod
     def forward(A: Tensor):
-        A3 = _stack(A)
+        A3 = stack(A)
         scale = _power_of_two_scale(A3)
         U, S, Vh = torch.linalg.svd(A3 / scale, full_matrices=False)
         return _polish(torch.bmm(U, Vh)).view(A.shape), U, S, Vh, scale
@@ -76,7 +72,7 @@ class _Polar(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor, *_):
         U, S, Vh, scale = ctx.saved_tensors
-        M = torch.bmm(torch.bmm(U.mH, _stack(grad).to(U.dtype)), Vh.mH)
+        M = torch.bmm(torch.bmm(U.mH, stack(grad).to(U.dtype)), Vh.mH)
         d = S.unsqueeze(-1) + S.unsqueeze(-2)
         N = (M - M.mH) * (d / (d * d + ctx.delta)).to(M.dtype)
         return (torch.bmm(torch.bmm(U, N), Vh) / scale).view(ctx.shape)
@@ -107,7 +103,7 @@ class _RangeProjector(torch.autograd.Function):
 
     @staticmethod
     def forward(A: Tensor):
-        A3 = _stack(A)
+        A3 = stack(A)
         scale = _power_of_two_scale(A3)
         U, S, Vh = torch.linalg.svd(A3 / scale, full_matrices=False)
         kept = _polish(U) * (S > _rounding(A)).unsqueeze(-2).to(U.dtype)
@@ -124,7 +120,7 @@ class _RangeProjector(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor, *_):
         P, U, S, Vh, scale = ctx.saved_tensors
-        P, grad = _stack(P), _stack(grad).to(P.dtype)
+        P, grad = stack(P), stack(grad).to(P.dtype)
         inverse = torch.where(S > ctx.tol, 1 / S.clamp_min(ctx.tol), torch.zeros_like(S))
         pinv_h = torch.bmm(U * inverse.unsqueeze(-2).to(U.dtype), Vh)  # (A^+)^H of the scaled matrix
         outside = grad + grad.mH
