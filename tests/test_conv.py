@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import example, given
 from hypothesis import strategies as st
+from torch.fx.experimental.proxy_tensor import make_fx
 
 from orthoconv.math.conv import conv2d_same, conv2d_same_adjoint, pad, same_padding
 
@@ -92,6 +93,30 @@ def test_circular_pad_wraps_like_numpy_for_any_width(H, W, pads):
     zeros = np.pad(x.numpy(), ((0, 0), (0, 0), (top, bottom), (left, right)))
     assert np.array_equal(pad(x, pads, "zeros").numpy(), zeros)
     assert np.array_equal(pad(x[0], pads, "circular").numpy(), expected[0])  # the last two dims of any tensor
+
+
+@given(H=st.integers(1, 4), W=st.integers(1, 4), pads=st.tuples(*[st.integers(0, 9)] * 4), seed=st.integers(0, 99))
+def test_circular_pad_gradient_folds_the_wrapped_entries_back(H, W, pads, seed):
+    """The gradient of the circular pad is its adjoint: each input entry gets the sum of the gradient at every
+    position that copies it (numpy's wrap applied to the entries' own indices), eager and traced alike."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 3, H, W, generator=g, dtype=F64, requires_grad=True)
+    left, right, top, bottom = pads
+    ids = np.pad(np.arange(H * W).reshape(H, W), ((top, bottom), (left, right)), mode="wrap")
+    grad = torch.randn(2, 3, *ids.shape, generator=g, dtype=F64)
+    expected = torch.zeros(2, 3, H * W, dtype=F64).index_add_(-1, torch.as_tensor(ids.ravel()), grad.flatten(-2))
+    (actual,) = torch.autograd.grad(pad(x, pads, "circular"), x, grad)
+    assert torch.allclose(actual, expected.view(2, 3, H, W), rtol=1e-14, atol=1e-14)
+    traced = make_fx(lambda t: pad(t, pads, "circular"))(x.detach())
+    assert torch.equal(traced(x.detach()), pad(x, pads, "circular"))
+
+
+@pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 1, 0, 1), (2, 0, 0, 3), (5, 4, 7, 1)])
+def test_circular_pad_gradients_in_both_modes_pass_gradcheck(pads):
+    """Reverse and forward mode (a tangent is padded like the input), and the reverse mode's own gradient."""
+    x = torch.randn(1, 2, 4, 3, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: pad(t, pads, "circular"), (x,), check_forward_ad=True)
+    assert torch.autograd.gradgradcheck(lambda t: pad(t, pads, "circular"), (x,))
 
 
 def test_same_padding_matches_torch_for_odd_and_even_kernels():

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import orthoconv as oc
-from orthoconv.nn.cayley import CayleyConv
+from orthoconv.nn.cayley import CayleyConv, cayley_transfer
 from orthoconv.nn.downsample import InvertibleDownsampling, StridedBCOP
 from orthoconv.nn.linear import OrthogonalLinear
 from orthoconv.nn.ossn import OSSN
@@ -163,6 +163,24 @@ def test_groupsort_is_a_permutation_with_orthogonal_jacobian(group, groups, seed
     assert float((oc.gradient_norm_ratio(layer, x) - 1).abs().max()) < 1e-14
 
 
+@small
+@given(seed=st.integers(0, 2**16), ties=st.booleans())
+def test_maxmin_backward_is_torchs_sort_backward(seed, ties):
+    """MaxMin's own backward (a gather by the pair's permutation) against autograd's through ``sort``, ties
+    (equal pairs) included."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 6, 3, 4, generator=g, dtype=F64)
+    if ties:
+        x[:, 1::2] = x[:, ::2]
+    x.requires_grad_(True)
+    grad = torch.randn(2, 6, 3, 4, generator=g, dtype=F64)
+    (actual,) = torch.autograd.grad(oc.MaxMin()(x), x, grad)
+    (expected,) = torch.autograd.grad(x.unflatten(1, (3, 2)).sort(dim=2, descending=True).values.flatten(1, 2), x, grad)
+    assert torch.equal(actual, expected)
+    distinct = torch.randn(1, 6, 2, 2, generator=g, dtype=F64, requires_grad=True)  # no ties: differentiable there
+    assert torch.autograd.gradcheck(oc.MaxMin(), (distinct,), check_forward_ad=True)
+
+
 @pytest.mark.parametrize("factor, c, H, W", [(1, 2, 3, 3), (2, 3, 4, 6), (3, 1, 6, 3)])
 def test_invertible_downsampling_is_a_permutation(factor, c, H, W):
     layer = InvertibleDownsampling(factor)
@@ -269,3 +287,11 @@ BAD = [
 def test_bad_input_raises(build, error, match):
     with pytest.raises(error, match=match):
         build()
+
+
+@pytest.mark.parametrize("c, k, size", [(3, 3, (5, 4)), (4, 2, (4, 4)), (2, 3, (3, 6))])
+def test_cayley_transfer_gradient_passes_gradcheck_through_the_polish(c, k, size):
+    """The polish steps' backward is the identity (exact on the Cayley transform's tangent directions): the
+    gradient of the transfer matrices equals central differences in float64, real and imaginary parts."""
+    V = (0.5 * torch.randn(c, c, k, k, generator=torch.Generator().manual_seed(c), dtype=F64)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda V: torch.view_as_real(cayley_transfer(V, size)), (V,), check_forward_ad=True)

@@ -167,3 +167,14 @@ def test_mix_noise_gives_a_unit_vector_near_u_and_a_random_one_for_zero():
     assert 0 < float((mixed - u / u.norm()).norm()) < 2e-3
     zero = mix_noise(torch.zeros(1, 3, 4, 4, dtype=F64), 1e-3)
     assert abs(float(zero.norm()) - 1) < 1e-15 and bool((zero != 0).all())
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_two_training_forwards_then_one_backward(k):
+    """Each training forward updates the iterate in place; the graph of an earlier forward (an unpadded 1 x 1
+    convolution included) keeps no alias of it, so a loss over two forwards (a critic's x and y) backpropagates."""
+    torch.manual_seed(0)
+    layer = OSSN(3, 4, k, input_size=(5, 4)).double().train()
+    x, y = torch.randn(2, 2, 3, 5, 4, dtype=torch.float64)
+    (layer(x).sum() - layer(y).sum()).backward()
+    assert torch.isfinite(layer.weight.grad).all()

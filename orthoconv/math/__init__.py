@@ -7,6 +7,8 @@
 - :mod:`.gram`, :mod:`.bounds`: certified bounds on operator norms.
 - :mod:`.invariants`: the invariants that separate the components of orthogonal convolutions.
 - :mod:`.checks`: argument checks shared by the library.
+- :mod:`.products`, :mod:`.constants`: batched matrix products as one ``bmm``; constant tensors (DFT matrices,
+  pad indices) built once per size and device (few operations per kernel build, docs/gpu.md).
 """
 
 from . import blocks, bounds, checks, conv, gram, invariants, orthogonal, spectral

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._autocast import autocast_enabled
+from .constants import constant, tracing
 
 PADDING_MODES = ("circular", "zeros")
 
@@ -27,14 +28,75 @@ def check_padding_mode(padding_mode: str) -> None:
         raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
 
 
+def _wrap_index(n: int, before: int, after: int, device: torch.device) -> Tensor:
+    """``[-before, n + after) mod n``: the source of every position of a circular pad (any pad size)."""
+    return torch.arange(-before, n + after, device=device) % n
+
+
+def _wrap(x: Tensor, dim: int, before: int, after: int) -> Tensor:
+    """``x`` with its last ``before`` entries along ``dim`` put in front and its first ``after`` behind."""
+    n = x.shape[dim]
+    parts = [x.narrow(dim, n - before, before)] if before else []
+    parts.append(x)
+    if after:
+        parts.append(x.narrow(dim, 0, after))
+    return torch.cat(parts, dim) if len(parts) > 1 else x
+
+
+def _fold(grad: Tensor, dim: int, before: int, after: int) -> Tensor:
+    """The adjoint of :func:`_wrap`: the gradient of every copy added to the entry it copies."""
+    n = grad.shape[dim] - before - after
+    out = grad.narrow(dim, before, n).clone()
+    if before:
+        out.narrow(dim, n - before, before).add_(grad.narrow(dim, 0, before))
+    if after:
+        out.narrow(dim, 0, after).add_(grad.narrow(dim, before + n, after))
+    return out
+
+
+class _CircularPad(torch.autograd.Function):
+    """Circular padding within the image: one ``cat`` per padded dimension forward, a copy and two in-place adds
+    backward (no ``index_add``: its scatter is several times slower on the CPU)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, left: int, right: int, top: int, bottom: int) -> Tensor:
+        return _wrap(_wrap(x, -2, top, bottom), -1, left, right)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.pads = inputs[1:]
+
+    @staticmethod
+    def jvp(ctx, tangent: Tensor, *_) -> Tensor:  # forward-mode AD: the map is linear
+        left, right, top, bottom = ctx.pads
+        return _wrap(_wrap(tangent, -2, top, bottom), -1, left, right)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        left, right, top, bottom = ctx.pads
+        if left or right:
+            grad = _fold(grad, -1, left, right)
+        if top or bottom:
+            grad = _fold(grad, -2, top, bottom)
+        return grad, None, None, None, None
+
+
 def pad(x: Tensor, pads: tuple[int, int, int, int], padding_mode: str) -> Tensor:
     """Pad the last two dims by ``pads = (left, right, top, bottom)``, circularly or with zeros.
 
-    Circular padding wraps modulo the size even when a pad exceeds it (F.pad refuses that, so those pads
-    gather the wrapped rows and columns); it needs a non-empty image (``ValueError`` otherwise). Pads
-    within the size use ``F.pad(mode="circular")``: a single gather with a broadcast index (fewer
-    operations) gives inductor (torch 2.13, CPU) wrong gradients for SOC's parameters, off by 5 orders
-    of magnitude, while eager is right (tests/test_compile.py, slow).
+    Circular padding wraps modulo the size, any number of times (F.pad refuses pads larger than the size);
+    it needs a non-empty image (``ValueError`` otherwise). Eager, pads within the size are one ``cat`` per
+    padded dimension, and the backward adds the wrapped entries' gradients back in place (:class:`_CircularPad`:
+    14 aten operations forward and backward for a one-sided pad, 22 for a two-sided one, where
+    ``F.pad(mode="circular")`` dispatches 35; and about twice as fast on the CPU); larger pads are one
+    ``index_select`` per padded dimension, with the wrapped indices built once per size and device.
+    Traced, pads within the size use ``F.pad`` and larger ones one gather: under ``torch.compile``, which
+    fuses the padding into its own kernels anyway, because inductor (torch 2.13, CPU) miscompiles the
+    backward of the ``index_select`` form (wrong gradients for SOC's parameters, or a crash;
+    tests/test_compile.py, slow); under ``make_fx`` (:mod:`orthoconv.verify`) because a circular ``F.pad``
+    feeding a convolution is read as its padding mode.
     """
     check_padding_mode(padding_mode)
     if x.shape[-2] < 1 or x.shape[-1] < 1:
@@ -43,11 +105,18 @@ def pad(x: Tensor, pads: tuple[int, int, int, int], padding_mode: str) -> Tensor
         return F.pad(x, pads)
     left, right, top, bottom = pads
     H, W = x.shape[-2:]
-    if max(top, bottom) <= H and max(left, right) <= W:
-        return F.pad(x, pads, mode="circular")
-    rows = torch.arange(-top, H + bottom, device=x.device) % H
-    cols = torch.arange(-left, W + right, device=x.device) % W
-    return x[..., rows[:, None], cols]
+    within = max(top, bottom) <= H and max(left, right) <= W
+    if tracing():
+        if within:
+            return F.pad(x, pads, mode="circular")
+        return x[..., _wrap_index(H, top, bottom, x.device)[:, None], _wrap_index(W, left, right, x.device)]
+    if within:
+        return _CircularPad.apply(x, left, right, top, bottom)
+    if top or bottom:
+        x = x.index_select(-2, constant(_wrap_index, H, top, bottom, device=x.device))
+    if left or right:
+        x = x.index_select(-1, constant(_wrap_index, W, left, right, device=x.device))
+    return x
 
 
 def _check_input(x: Tensor, kernel: Tensor) -> None:

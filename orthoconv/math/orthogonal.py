@@ -53,7 +53,9 @@ def binary_scale(A: Tensor) -> Tensor:
     """
     if A.numel() == 0:
         return A.new_ones(*A.shape[:-2], 1, 1)
-    _, exponent = torch.frexp(torch.linalg.vector_norm(A.detach(), math.inf, dim=(-2, -1), keepdim=True))
+    if torch.is_grad_enabled() and A.requires_grad:
+        A = A.detach()
+    _, exponent = torch.frexp(torch.linalg.vector_norm(A, math.inf, dim=(-2, -1), keepdim=True))
     info = torch.finfo(A.dtype)
     low, high = math.ceil(math.log2(info.tiny)) + 1, math.floor(math.log2(info.max)) - 1
     return torch.exp2(exponent.to(A.dtype).clamp(low, high))
@@ -88,7 +90,7 @@ class _QRFrame(torch.autograd.Function):
         scale = binary_scale(A)
         Q, R = torch.linalg.qr(A / scale, mode="reduced")
         keep = A.new_ones(()) if mask is None else mask.squeeze(-2)
-        sign = torch.where(torch.diagonal(R, dim1=-2, dim2=-1) < 0, -keep, keep)
+        sign = torch.copysign(keep, torch.diagonal(R, dim1=-2, dim2=-1))
         return Q * sign.unsqueeze(-2), R * sign.unsqueeze(-1), scale
 
     @staticmethod
@@ -108,9 +110,9 @@ class _QRFrame(torch.autograd.Function):
         shape = Q.shape
         if Q.dim() > 3:
             Q, R, grad = (t.reshape(-1, *t.shape[-2:]) for t in (Q, R, grad))
-        product = torch.mm if Q.dim() == 2 else torch.bmm
+        product, fused = (torch.mm, torch.addmm) if Q.dim() == 2 else (torch.bmm, torch.baddbmm)
         QtG = product(Q.mT, grad)
-        B = grad - product(Q, QtG - (QtG - QtG.mT).tril(-1))
+        B = fused(grad, Q, QtG - (QtG - QtG.mT).tril(-1), alpha=-1)
         solved = _right_solve(B, R)
         return (solved if solved.shape == shape else solved.view(shape)) / scale, None
 

@@ -7,7 +7,41 @@ the gradient norm. MaxMin is GroupSort with groups of two.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+
+
+class _PairSort(torch.autograd.Function):
+    """``pairs.sort(dim, descending=True)`` over a dimension of size 2, whose permutation is its own inverse: the
+    backward is one ``gather`` by the same indices (autograd's sort backward: zeros and a scatter). Not under
+    ``torch.func`` transforms: torch 2.13 generates no vmap rule for a Function with an integer output."""
+
+    @staticmethod
+    def forward(pairs: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+        return pairs.sort(dim=dim, descending=True)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)  # no zero gradient built for the indices
+        ctx.save_for_backward(output[1])
+        ctx.save_for_forward(output[1])
+        ctx.dim = inputs[1]
+
+    @staticmethod
+    def jvp(ctx, tangent: Tensor, _dim=None) -> tuple[Tensor, None]:
+        (indices,) = ctx.saved_tensors
+        return tangent.gather(ctx.dim, indices), None
+
+    @staticmethod
+    def backward(ctx, grad: Tensor, _grad_indices=None) -> tuple[Tensor, None]:
+        (indices,) = ctx.saved_tensors
+        return None if grad is None else grad.gather(ctx.dim, indices), None
+
+
+def _transformed(x: Tensor) -> bool:
+    """Under torch.compile (which fuses the sort's backward itself) or a torch.func transform: torch's own sort."""
+    return torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
 class GroupSort(nn.Module):
@@ -26,6 +60,8 @@ class GroupSort(nn.Module):
         if size % self.group_size:
             raise ValueError(f"GroupSort: dimension {self.dim} has size {size}, not a multiple of group_size={self.group_size}")
         groups = x.unflatten(dim, (size // self.group_size, self.group_size))
+        if self.group_size == 2 and not _transformed(x):
+            return _PairSort.apply(groups, dim + 1)[0].flatten(dim, dim + 1)
         return groups.sort(dim=dim + 1, descending=True).values.flatten(dim, dim + 1)
 
     def config(self) -> dict:

@@ -55,16 +55,17 @@ def _frobenius(G: Tensor) -> Tensor:
 def gram_sigma_squared(M: Tensor, steps: int) -> Tensor:
     """Per matrix of a batch ``(B, m, n)``, a certified upper bound on ``sigma_1(M)^2`` by ``steps`` Gram squarings
     after ``G_1`` (module docstring), differentiable, ``(B,)``; ``0`` for a zero matrix."""
-    G = M.mH @ M if M.shape[-2] >= M.shape[-1] else M @ M.mH
+    G = torch.bmm(M.mH, M) if M.shape[-2] >= M.shape[-1] else torch.bmm(M, M.mH)
     log_scale = torch.zeros(G.shape[0], dtype=G.real.dtype, device=G.device)
-    norm0 = _frobenius(G)
-    nonzero = norm0 > 0
-    for _ in range(steps):
-        norm = _frobenius(G)
-        norm = torch.where(norm > 0, norm, 1)
+    norm = _frobenius(G)
+    nonzero = norm > 0
+    zero = ~nonzero  # added to the norm: 1 for a zero matrix (which stays zero), 0 for every other
+    for step in range(steps):
+        # a nonzero G stays nonzero: G is Hermitian positive semidefinite, and ||G^2||_F >= ||G||_F^2 / sqrt(n)
+        norm = (norm if step == 0 else _frobenius(G)) + zero
         G = G / norm[:, None, None]
         log_scale = 2 * (log_scale + torch.log(norm))
-        G = G @ G
+        G = torch.bmm(G, G)
     last = _frobenius(G)
     log_bound = (log_scale + torch.log(torch.where(nonzero, last, 1))) / 2**steps
     return torch.where(nonzero, torch.exp(log_bound), 0)

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..math.checks import image_size
-from ..math.spectral.transfer import _half_spectrum
+from ..math.spectral.transfer import _half_spectrum, apply_transfer
 from ._precision import check_finite, full_precision, promote
 from .base import KernelConv2d
 from .cayley import cayley_kernel
@@ -108,7 +108,7 @@ class FourierConv2d(KernelConv2d):
         T = self.transfer((H, W))
         with full_precision(x.device):
             xhat = torch.fft.rfft2(x.to(T.real.dtype))
-            y = torch.fft.irfft2(torch.einsum("uvoi,niuv->nouv", T, xhat), s=(H, W))
+            y = torch.fft.irfft2(apply_transfer(T, xhat), s=(H, W))
         return self._add_bias(y.to(x.dtype))
 
     def lipschitz_bound(self, input_size=None) -> float:

@@ -54,17 +54,24 @@ class OrthogonalLinear(Configurable):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def _matrix(self) -> Tensor:
+    def _frame(self) -> Tensor:
+        """``orth`` of ``V`` (tall) or of ``V^T`` (wide): orthonormal columns, ``(max, min)`` of the features."""
+        tall = self.out_features >= self.in_features
         with full_precision(self.param.device):
-            matrix = orthogonal_matrix(promote(self.param), self.method)
-        matrix = check_finite(matrix, "OrthogonalLinear: the weight has nan or inf entries (non-finite parameters): "
-                              "undefined")
-        return matrix.to(self.param.dtype)
+            V = promote(self.param)
+            frame = orthogonal(V if tall else V.mT, self.method)
+        frame = check_finite(frame, "OrthogonalLinear: the weight has nan or inf entries (non-finite parameters): "
+                             "undefined")
+        return frame.to(self.param.dtype)
 
     def matrix(self) -> Tensor:
         """The current weight ``(out_features, in_features)``, differentiable (built once inside
         :func:`orthoconv.nn.cached`)."""
         return cached_build(self, "matrix", self._matrix)
+
+    def _matrix(self) -> Tensor:
+        frame = cached_build(self, "frame", self._frame)
+        return frame if self.out_features >= self.in_features else frame.mT
 
     def kernel(self) -> Tensor:
         """The weight matrix ``(out_features, in_features)`` (2-D: a linear layer has no convolution kernel)."""
@@ -78,6 +85,8 @@ class OrthogonalLinear(Configurable):
                 f"OrthogonalLinear: x must end in in_features = {self.in_features}, got shape {tuple(x.shape)}"
             )
         check_dtypes(x, self.param.dtype, "OrthogonalLinear")
+        if x.dim() == 2 and self.bias is not None and self.out_features < self.in_features:
+            return torch.addmm(self.bias, x, cached_build(self, "frame", self._frame))  # x W^T, W^T the frame
         return nn.functional.linear(x, self.matrix(), self.bias)
 
     def config(self) -> dict:

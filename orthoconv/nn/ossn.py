@@ -50,6 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from ..math.checks import image_size, non_negative_int, positive_int
+from ..math.constants import constant
 from ..math.conv import conv2d_same, conv2d_same_adjoint
 from ..math.orthogonal import binary_scale
 from ._precision import full_precision, promote
@@ -57,10 +58,15 @@ from .base import KernelConv2d
 from .norms import kernel_bound
 
 
+def _ramp(n: int, dtype: torch.dtype, device) -> Tensor:
+    ramp = torch.cos(torch.arange(n, device=device, dtype=dtype) * 0.618 + 0.5)
+    return ramp / torch.linalg.vector_norm(ramp)
+
+
 def _fallback_direction(u: Tensor) -> Tensor:
-    """A fixed unit vector of ``u``'s shape with every entry nonzero (no random state is used)."""
-    ramp = torch.cos(torch.arange(u.numel(), device=u.device, dtype=u.dtype) * 0.618 + 0.5)
-    return (ramp / torch.linalg.vector_norm(ramp)).view_as(u)
+    """A fixed unit vector of ``u``'s shape with every entry nonzero (no random state is used; built once per
+    size, dtype and device)."""
+    return constant(_ramp, u.numel(), u.dtype, device=u.device).view_as(u)
 
 
 def power_iteration_step(u: Tensor, kernel: Tensor, padding_mode: str, steps: int) -> Tensor:
@@ -77,7 +83,7 @@ def power_iteration_step(u: Tensor, kernel: Tensor, padding_mode: str, steps: in
         for _ in range(steps):
             v = conv2d_same_adjoint(conv2d_same(u, kernel, padding_mode), kernel, padding_mode)
             norm = torch.linalg.vector_norm(v)
-            u = torch.where(norm > 0, v / torch.where(norm > 0, norm, 1), fallback)
+            u = torch.where(norm > 0, v / norm, fallback)  # no gradient: the branch not taken may be nan
     return u
 
 
@@ -98,14 +104,14 @@ def mix_noise(u: Tensor, tau: float) -> Tensor:
         g = torch.randn_like(u)
         g = g / torch.linalg.vector_norm(g)
         norm = torch.linalg.vector_norm(u)
-        mixed = torch.where(norm > 0, u / torch.where(norm > 0, norm, 1) + tau * g, g)
+        mixed = torch.where(norm > 0, u / norm + tau * g, g)  # no gradient: the branch not taken may be nan
         return mixed / torch.linalg.vector_norm(mixed)
 
 
 def rayleigh_sigma(u: Tensor, kernel: Tensor, padding_mode: str) -> Tensor:
     """``||A u|| / ||u||``, differentiable in the kernel: a lower bound on ``||A||_2`` (computed on the
     kernel divided by its binary scale, then scaled back)."""
-    u = u.detach()
+    u = u.detach().clone()  # the layer updates its iterate in place: what the backward keeps must not alias it
     scale = binary_scale(kernel.detach().reshape(1, -1)).reshape(())
     image = conv2d_same(u, kernel / scale, padding_mode)
     return torch.linalg.vector_norm(image) / torch.linalg.vector_norm(u) * scale

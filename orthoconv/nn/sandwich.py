@@ -40,7 +40,8 @@ import torch
 from torch import Tensor, nn
 
 from ..math.checks import image_size
-from ..math.spectral.transfer import _half_spectrum
+from ..math.products import matmul
+from ..math.spectral.transfer import _half_spectrum, apply_transfer
 from ._args import check_image
 from ._precision import check_finite, full_precision, promote
 from .base import KernelConv2d
@@ -52,12 +53,12 @@ def cayley_columns(X: Tensor, rows: int) -> Tensor:
     (module docstring), differentiable."""
     m = X.shape[-1]
     U, V = X[..., :rows, :], X[..., rows:, :]
-    Z = U - U.mH + V.mH @ V
+    Z = U - U.mH + matmul(V.mH, V)
     eye = torch.eye(m, dtype=X.dtype, device=X.device)
     # (I + Z)^(-1), I - Z commutes with it; Z is skew-Hermitian plus PSD, so I + Z is never singular: solve_ex, whose
     # error status stays on the device (linalg.solve reads it on the host)
     inverse = torch.linalg.solve_ex(eye + Z, eye).result
-    return torch.cat([(eye - Z) @ inverse, -2 * V @ inverse], dim=-2)
+    return matmul(torch.cat([eye - Z, -2 * V], dim=-2), inverse)
 
 
 def clip_magnitude(X: Tensor) -> Tensor:
@@ -145,11 +146,11 @@ class Sandwich(KernelConv2d):
         Q = self.transfer((H, W))
         with full_precision(x.device):
             xhat = torch.fft.rfft2(x.to(Q.real.dtype))
-            v = torch.fft.irfft2(math.sqrt(2) * torch.einsum("uvio,niuv->nouv", Q[..., c:, :].conj(), xhat), s=(H, W))
+            v = torch.fft.irfft2(math.sqrt(2) * apply_transfer(Q[..., c:, :].mH, xhat), s=(H, W))
             if self.bias is not None:
                 v = v + self._psi_bias(v.dtype)[:, None, None]
             uhat = torch.fft.rfft2(torch.relu(v))
-            y = torch.fft.irfft2(math.sqrt(2) * torch.einsum("uvoi,niuv->nouv", Q[..., :c, :], uhat), s=(H, W))
+            y = torch.fft.irfft2(math.sqrt(2) * apply_transfer(Q[..., :c, :], uhat), s=(H, W))
         return y.to(x.dtype)
 
     def lipschitz_bound(self, input_size=None) -> float:
