@@ -269,3 +269,16 @@ def test_the_empirical_lower_bound_does_not_import_the_compiler():
             "dtype=torch.float64)); print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_hopeless_tolerance_stops_early_says_so_and_keeps_the_dense_truth():
+    """32 Gaussian channels at 6x6: the majorant's count cannot match the Lanczos space on so small an image,
+    so 1e-3 is out of reach. After two extensions that improve no bound the run stops (it went on to 200
+    vectors before), says so, and both ends still hold the dense truth."""
+    g = torch.Generator().manual_seed(32036)
+    kernel = torch.randn(32, 32, 3, 3, generator=g, dtype=torch.float64) / 288
+    norm = conv_spectral_norm(kernel, (6, 6), "zeros", rtol=1e-3)
+    truth = conv_spectral_norm(kernel, (6, 6), "zeros", exact_limit=2000).value
+    steps = int(re.search(r"witness, (\d+) steps", norm.method).group(1))
+    assert not norm.rtol_met and "stopped" in norm.method and steps < 200
+    assert norm.lower <= truth <= norm.upper

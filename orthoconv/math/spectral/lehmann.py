@@ -50,6 +50,7 @@ RHO_STEPS = 32
 MAX_PAIRS = 192  # the window Gram matrix (closed form) costs P^2 (c + D) S, its eigenvalues (2 P)^3
 EARLY_MARGIN = 1e-8  # Lanczos stops this far past what the embedding needs (room for the witness's rounding)
 DEFLATION_WORK = 2.0**33  # the deflation's work bound (n^3 per decomposition, c^2 n per screening): ~10 s
+STALL_ROUNDS = 2  # extensions in a row that improve no bound before the run gives up on rtol (says so)
 GROWTH = 24  # the Lanczos run is extended by at least this many vectors (or half its length) per retry
 
 
@@ -167,7 +168,9 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
         # side), else once at the widest gap, restricted for the others
         screened = op.kernel.shape[0] // op.groups < op.kernel.shape[1] * math.prod(op.stride)
         grams = None
+        stalled = 0  # rounds in a row whose Lehmann bounds all stayed above the best upper end
         while True:
+            before = upper2
             for gap in GAPS:
                 if upper2 <= target2:
                     break
@@ -187,8 +190,11 @@ def compression_norm(op: ConvOperator, rtol: float, n_iter: int | None = None,
                 bound = lehmann_bound(op, krylov, count, min(found.top, upper2), grams)
                 if bound < upper2:
                     upper2, how = bound, f"Lehmann's bound ({len(deflation.values)} circular pairs deflated)"
-            if (upper2 <= target2 or len(krylov.Q) >= steps or krylov.last == 0
+            stalled = stalled + 1 if upper2 >= before else 0
+            if (upper2 <= target2 or len(krylov.Q) >= steps or krylov.last == 0 or stalled > STALL_ROUNDS
                     or any(found is None for found, _ in deflations.values())):
+                if stalled > STALL_ROUNDS and upper2 > target2:
+                    how += f"; stopped: {stalled} Lanczos extensions in a row left Lehmann's bound above it"
                 break
             previous = len(krylov.Q)
             krylov = lanczos(op, rtol * 1e-6, min(previous + max(GROWTH, previous // 2), steps), resume=krylov)
