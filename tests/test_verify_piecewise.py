@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_verify_rules import Lambda
 from torch import nn
 
 from orthoconv.verify import check_model
@@ -41,15 +42,6 @@ class HouseHolder(nn.Module):
         else:
             a, b = x * (s <= 0) + rx * (s > 0), y * (s <= 0) + ry * (s > 0)
         return self.scale * torch.cat([a, b], dim=1)
-
-
-class Lambda(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
 
 
 def pair_ratio(model, shape, pairs=200, seed=0):

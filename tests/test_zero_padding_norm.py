@@ -148,16 +148,23 @@ def test_lehmann_closes_the_gap_the_circular_embedding_leaves():
     assert truth <= norm.upper * (1 + 1e-12) and norm.upper <= truth * (1 + 1e-5)
 
 
+def zero_padded_operator(case):
+    """The drawn case's zero-padded ("same" or "valid") forward operator, None for the other cases."""
+    kernel, size, padding, stride, groups, dilation, transposed = case
+    if padding not in ("zeros", "valid") or transposed:
+        return None
+    total = [0 if padding == "valid" else d * (k - 1) for k, d in zip(kernel.shape[2:], dilation)]
+    return conv_operator(kernel, size, stride, tuple((t // 2, t - t // 2) for t in total), dilation, groups)
+
+
 @settings(max_examples=30, deadline=None)
 @given(case=cases())
 def test_the_low_rank_majorant_dominates_the_gram_operator(case):
     """``||A x||^2 <= mu ||x||^2 + ||F x||^2`` (:mod:`.majorant`) at the top eigenvector of the dense ``A^T A``
     and at random ``x``: a wrong DFT sign, phase or polyphase order breaks it."""
-    kernel, size, padding, stride, groups, dilation, transposed = case
-    if padding not in ("zeros", "valid") or transposed:
+    op = zero_padded_operator(case)
+    if op is None:
         return
-    total = [0 if padding == "valid" else d * (k - 1) for k, d in zip(kernel.shape[2:], dilation)]
-    op = conv_operator(kernel, size, stride, tuple((t // 2, t - t // 2) for t in total), dilation, groups)
     torus = majorant.torus_size(op)
     A = operator_matrix(op)
     values, vectors = torch.linalg.eigh(A.T @ A)
@@ -176,11 +183,9 @@ def test_the_closed_form_window_gram_is_the_gram_of_the_materialized_window_vect
     """:func:`.majorant.window_gram` (Dirichlet-kernel sums times eigenvector products, never forming a vector
     of the input's size) against ``V V^T`` of :func:`.majorant.window_vectors` in float64, every circular pair
     deflated (all frequencies, both groups, strides and offsets), within its own rounding bound."""
-    kernel, size, padding, stride, groups, dilation, transposed = case
-    if padding not in ("zeros", "valid") or transposed:
+    op = zero_padded_operator(case)
+    if op is None:
         return
-    total = [0 if padding == "valid" else d * (k - 1) for k, d in zip(kernel.shape[2:], dilation)]
-    op = conv_operator(kernel, size, stride, tuple((t // 2, t - t // 2) for t in total), dilation, groups)
     torus = majorant.torus_size(op)
     deflation = majorant.deflate(op, torus, -1.0, 10**6, 2**24)
     V = majorant.window_vectors(op, torus, deflation)
